@@ -1,0 +1,226 @@
+"""Build one tenant's model classes, all at once, into a private app registry.
+
+All templates are built together for a tenant, so every reverse relation
+between tenant models exists as soon as any of the tenant's classes is used
+(whichever template is asked for first). The classes live in a private
+:class:`TenantApps`, never in Django's global registry, so they can be
+garbage-collected when the cache lets go of them.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.apps.registry import Apps
+from django.db import models
+from django.db.migrations.state import AppConfigStub
+from django.db.models import signals
+from django.db.models.base import subclass_exception
+from django.dispatch.dispatcher import Signal, _make_id
+
+from tenancy import storage
+from tenancy.blueprints import Blueprint, blueprint_for
+from tenancy.templates import TEMPLATES, TENANT_ATTR
+
+#: Model signals whose receivers connected to a template also serve its tenant classes.
+MODEL_SIGNALS: tuple[Signal, ...] = (
+    signals.pre_init,
+    signals.post_init,
+    signals.pre_save,
+    signals.post_save,
+    signals.pre_delete,
+    signals.post_delete,
+    signals.m2m_changed,
+)
+
+
+class TenantApps(Apps):
+    """A private app registry holding one tenant's classes."""
+
+    def __init__(self, app_labels: set[str]) -> None:
+        self._deferring = False
+        super().__init__([AppConfigStub(label) for label in sorted(app_labels)])
+
+    def get_models(
+        self, include_auto_created: bool = False, include_swapped: bool = False
+    ) -> list[type[models.Model]]:
+        # Apps.get_models is cached on the class: that cache would keep every
+        # tenant registry (and its classes) alive for the life of the process.
+        return Apps.get_models.__wrapped__(self, include_auto_created, include_swapped)  # type: ignore[attr-defined]
+
+    def clear_cache(self) -> None:
+        if self._deferring or not self.ready:
+            return
+        for app_config in self.app_configs.values():
+            for model in app_config.get_models(include_auto_created=True):
+                model._meta._expire_cache()
+
+    @contextmanager
+    def deferred_cache_clearing(self) -> Iterator[None]:
+        """Expire model caches once after registering many models, not after each."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            self.clear_cache()
+
+
+class TenantModels:
+    """One tenant's classes: ``models[Template]`` is the tenant's class of ``Template``."""
+
+    __slots__ = ("__weakref__", "_extras", "apps", "database", "models", "schema")
+
+    def __init__(self, schema: str, database: str, apps: TenantApps) -> None:
+        self.schema = schema
+        self.database = database
+        self.apps = apps
+        self.models: dict[type[models.Model], type[models.Model]] = {}
+        # Things attached to global objects, undone by release().
+        self._extras: list[tuple[Any, ...]] = []
+
+    def __repr__(self) -> str:
+        return f"<TenantModels {self.schema!r} on {self.database!r}: {len(self.models)} models>"
+
+    def tables(self) -> list[type[models.Model]]:
+        """Return the classes that own a table (no proxies), auto-created ones excluded."""
+        return [m for m in self.models.values() if not m._meta.proxy]
+
+    def release(self) -> None:
+        """Detach the classes from everything global, so they can be collected."""
+        for kind, *args in self._extras:
+            if kind == "receiver":
+                signal, receiver, sender, uid = args
+                signal.disconnect(receiver, sender=sender, dispatch_uid=uid)
+            elif kind == "accessor":
+                target, name, rel = args
+                if getattr(target.__dict__.get(name), "rel", None) is rel:
+                    delattr(target, name)
+        self._extras.clear()
+
+
+def build(schema: str, database: str) -> TenantModels:
+    """Build every template's class for the tenant stored under ``schema``."""
+    labels = {t._meta.app_label for t in TEMPLATES.values()}
+    bundle = TenantModels(schema, database, TenantApps(labels))
+    with bundle.apps.deferred_cache_clearing():
+        for template in _ordered(TEMPLATES.values()):
+            bundle.models[template] = _build_class(blueprint_for(template), bundle)
+    for template, model in bundle.models.items():
+        _copy_receivers(template, model, bundle)
+        _record_shared_accessors(model, bundle)
+    return bundle
+
+
+def _ordered(templates: Any) -> list[type[models.Model]]:
+    """Return templates with every parent before its children."""
+    done: dict[type[models.Model], None] = {}
+
+    def visit(template: type[models.Model]) -> None:
+        if template in done:
+            return
+        for parent in blueprint_for(template).depends_on:
+            visit(parent)
+        done[template] = None
+
+    for template in templates:
+        visit(template)
+    return list(done)
+
+
+def _build_class(blueprint: Blueprint, bundle: TenantModels) -> type[models.Model]:
+    template = blueprint.template
+    schema, using = bundle.schema, bundle.database
+    meta_attrs: dict[str, Any] = dict(blueprint.meta)
+    meta_attrs["app_label"] = template._meta.app_label
+    meta_attrs["apps"] = bundle.apps
+    if blueprint.proxy:
+        meta_attrs["proxy"] = True
+    else:
+        meta_attrs["db_table"] = storage.table_name(schema, blueprint.base_table, using)
+    if not storage.uses_schemas_alias(using):
+        _prefix_names(meta_attrs, schema)
+    attrs: dict[str, Any] = {
+        "__module__": template.__module__,
+        "__qualname__": template.__qualname__,
+        "Meta": type("Meta", (), meta_attrs),
+        TENANT_ATTR: schema,
+        "_tenancy_database": using,
+        "_tenancy_template_class": template,
+    }
+    for recipe in blueprint.fields:
+        attrs[recipe.name] = recipe.build(schema, using)
+    bases: tuple[type, ...] = (template,)
+    if blueprint.parent is not None:
+        parent = bundle.models[blueprint.parent]
+        bases = (parent, template)
+        if not blueprint.proxy:
+            ptr = f"{blueprint.parent._meta.model_name}_ptr"
+            attrs[ptr] = models.OneToOneField(
+                parent,
+                models.CASCADE,
+                parent_link=True,
+                auto_created=True,
+                primary_key=True,
+                serialize=False,
+                related_name=template._meta.model_name,
+            )
+    model = type(template)(template.__name__, bases, attrs)
+    _inherit_exceptions(model, template, bases)
+    return model
+
+
+def _prefix_names(meta_attrs: dict[str, Any], schema: str) -> None:
+    """Make explicit index and constraint names unique per tenant on prefix backends.
+
+    SQLite has one namespace of index names per database, where PostgreSQL
+    has one per schema.
+    """
+    for key in ("indexes", "constraints"):
+        renamed = []
+        for obj in meta_attrs.get(key, ()):
+            if obj.name and "%(class)s" not in obj.name:
+                obj = obj.clone()
+                obj.name = f"{schema}_{obj.name}"
+            renamed.append(obj)
+        if key in meta_attrs:
+            meta_attrs[key] = renamed
+
+
+def _inherit_exceptions(model: type, template: type, bases: tuple[type, ...]) -> None:
+    """Derive the tenant class's exceptions from the template's ones."""
+    for name in ("DoesNotExist", "MultipleObjectsReturned"):
+        parents = [getattr(template, name)]
+        parents += [getattr(b, name) for b in bases if b is not template]
+        setattr(model, name, subclass_exception(name, tuple(parents), model.__module__, model))
+
+
+def _copy_receivers(template: type, model: type, bundle: TenantModels) -> None:
+    """Connect the template's signal receivers to its tenant class too."""
+    sender_id = _make_id(template)
+    for signal in MODEL_SIGNALS:
+        for (receiver_key, key_sender), receiver, _is_async in list(signal.receivers):
+            if key_sender != sender_id:
+                continue
+            weak = isinstance(receiver, weakref.ReferenceType)
+            func = receiver() if weak else receiver
+            if func is None:
+                continue
+            uid = receiver_key if isinstance(receiver_key, str) else None
+            signal.connect(func, sender=model, weak=weak, dispatch_uid=uid)
+            bundle._extras.append(("receiver", signal, func, model, uid))
+
+
+def _record_shared_accessors(model: type[models.Model], bundle: TenantModels) -> None:
+    """Remember reverse accessors that relations to shared models set on them."""
+    for fld in (*model._meta.local_fields, *model._meta.local_many_to_many):
+        if not fld.is_relation or fld.remote_field.hidden:
+            continue
+        target = fld.remote_field.model
+        if TENANT_ATTR in target.__dict__:
+            continue
+        name = fld.remote_field.get_accessor_name()
+        bundle._extras.append(("accessor", target._meta.concrete_model, name, fld.remote_field))

@@ -1,0 +1,96 @@
+"""Derive a tenant's schema name (or table prefix) from its natural key.
+
+The name is computed once, at creation, and stored on the tenant row. The
+derivation is deterministic and needs no database look-up, so two concurrent
+signups cannot race each other into the same name:
+
+- a single-part key already made of ``[a-z0-9_]`` (no leading, trailing or
+  doubled underscore) is used as is: ``("acme",)`` -> ``tenant_acme``;
+- any other key (upper case, spaces, unicode, several parts) is normalised and
+  suffixed with a hash of the exact key, so keys that normalise alike still
+  get distinct names: ``("Acme Corp",)`` -> ``tenant_acme_corp_1f3a9c2e``;
+- a name longer than PostgreSQL's 63-byte identifier limit is cut and
+  suffixed with the hash (PostgreSQL would silently truncate it instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from tenancy.exceptions import InvalidTenantKey
+
+#: PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently truncated.
+MAX_IDENTIFIER_BYTES = 63
+#: Length of the hash suffix that keeps normalised names unique.
+HASH_LENGTH = 8
+#: Schema names that no tenant may ever take.
+RESERVED_NAMES = frozenset({"public", "information_schema"})
+#: Prefixes owned by PostgreSQL and by this library (warm pool, templates).
+RESERVED_PREFIXES = ("pg_", "tenancy_")
+
+_CLEAN = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_NOT_ALLOWED = re.compile(r"[^a-z0-9]+")
+
+
+def schema_name_for(key: Sequence[Any], prefix: str) -> str:
+    """Return the schema name for a natural key, or raise :class:`InvalidTenantKey`."""
+    parts = _key_parts(key)
+    _check_prefix(prefix)
+    raw = "_".join(parts)
+    slug = _NOT_ALLOWED.sub("_", _ascii(raw).lower()).strip("_")
+    if not slug:
+        raise InvalidTenantKey(
+            key, "nothing is left of it after normalisation to letters, digits and underscores"
+        )
+    exact = len(parts) == 1 and _CLEAN.match(raw) is not None
+    name = prefix + slug
+    if not _IDENTIFIER.match(name):
+        # Only reachable with an empty prefix and a key starting with a digit.
+        name, exact = "t" + name, False
+    if not exact or len(name.encode()) > MAX_IDENTIFIER_BYTES:
+        suffix = "_" + _digest(parts)
+        name = name[: MAX_IDENTIFIER_BYTES - len(suffix)].rstrip("_") + suffix
+    _check_not_reserved(key, name)
+    return name
+
+
+def _key_parts(key: Sequence[Any]) -> list[str]:
+    if isinstance(key, str | bytes) or not isinstance(key, Sequence):
+        raise InvalidTenantKey(key, "natural_key() must return a tuple, e.g. (self.name,)")
+    parts = ["" if part is None else str(part) for part in key]
+    if not parts or not any(part.strip() for part in parts):
+        raise InvalidTenantKey(key, "it is empty; give the tenant a non-empty natural key")
+    return parts
+
+
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def _digest(parts: list[str]) -> str:
+    joined = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(joined, digest_size=HASH_LENGTH // 2).hexdigest()
+
+
+def _check_prefix(prefix: str) -> None:
+    if prefix and not re.match(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*_?$", prefix):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"TENANCY_SCHEMA_PREFIX {prefix!r} must be lower-case letters, digits and single "
+            "underscores, starting with a letter (for example 'tenant_')."
+        )
+
+
+def _check_not_reserved(key: Sequence[Any], name: str) -> None:
+    if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
+        raise InvalidTenantKey(
+            key,
+            f"it would name the reserved schema {name!r}; choose another key or set "
+            "TENANCY_SCHEMA_PREFIX (default 'tenant_')",
+        )

@@ -1,0 +1,42 @@
+"""Settings of the test suite.
+
+``TENANCY_TEST_DATABASE=sqlite`` runs the suite on SQLite (table prefixes);
+the default is the real PostgreSQL on 127.0.0.1:5432 (one schema per tenant).
+"""
+
+import os
+
+BACKEND = os.environ.get("TENANCY_TEST_DATABASE", "postgresql")
+
+if BACKEND == "sqlite":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("TENANCY_SQLITE_PATH", "/tmp/tenancy-tests.sqlite3"),
+            "TEST": {"NAME": os.environ.get("TENANCY_SQLITE_TEST_PATH", "/tmp/tenancy-test.sqlite3")},
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("PGDATABASE", "tenancy"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "TEST": {"NAME": os.environ.get("TENANCY_PG_TEST_NAME", "test_tenancy")},
+        }
+    }
+
+SECRET_KEY = "tests-only"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "tenancy",
+    "tests.testapp",
+]
+TENANCY_TENANT_MODEL = "testapp.Customer"
+TENANCY_EAGER = True
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
