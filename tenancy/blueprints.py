@@ -60,6 +60,8 @@ class Blueprint:
     proxy: bool
     #: Labels of the models this template's class needs built first.
     depends_on: list[type[models.Model]] = field(default_factory=list)
+    #: Shared (global) models that this template's relations point to.
+    shared_targets: list[type[models.Model]] = field(default_factory=list)
 
 
 def blueprint_for(template: type[models.Model]) -> Blueprint:
@@ -107,7 +109,17 @@ def _prepare(template: type[models.Model]) -> Blueprint:
         parent=parent,
         proxy=template._tenancy_proxy,  # type: ignore[attr-defined]
         depends_on=[parent] if parent is not None else [],
+        shared_targets=_shared_targets(template, recipes),
     )
+
+
+def _shared_targets(template: type[models.Model], recipes: list[FieldRecipe]) -> list[Any]:
+    targets = []
+    for recipe in recipes:
+        if recipe.shared_target:
+            target = resolve_label(template, recipe.kwargs["to"])
+            targets.append(target._meta.concrete_model)  # type: ignore[union-attr]
+    return targets
 
 
 def _recipe(template: type[models.Model], fld: models.Field, table: str) -> FieldRecipe:
@@ -116,9 +128,8 @@ def _recipe(template: type[models.Model], fld: models.Field, table: str) -> Fiel
         return FieldRecipe(name, type(fld), tuple(args), kwargs)
     target = resolve_label(template, kwargs["to"])
     shared = target is not None and not is_template(target)
-    if shared:
-        kwargs["to"] = target
-    elif target is not None:
+    if target is not None:
+        # Shared targets resolve to the tenant registry's proxy of the shared model.
         kwargs["to"] = target._meta.label
     m2m_table = None
     if fld.many_to_many:

@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.apps import apps as global_apps
 from django.apps.registry import Apps
 from django.db import models
 from django.db.migrations.state import AppConfigStub
 from django.db.models import signals
 from django.db.models.base import subclass_exception
+from django.db.models.options import Options
+from django.db.models.options import make_immutable_fields_list
 from django.dispatch.dispatcher import Signal, _make_id
 
 from tenancy import storage
@@ -50,6 +53,14 @@ class TenantApps(Apps):
         # Apps.get_models is cached on the class: that cache would keep every
         # tenant registry (and its classes) alive for the life of the process.
         return Apps.get_models.__wrapped__(self, include_auto_created, include_swapped)  # type: ignore[attr-defined]
+
+    def get_registered_model(self, app_label: str, model_name: str) -> type[models.Model]:
+        # Relations to shared models resolve against the global registry; the
+        # tenant's own classes (named like their templates) only exist here.
+        try:
+            return super().get_registered_model(app_label, model_name)
+        except LookupError:
+            return global_apps.get_registered_model(app_label, model_name)
 
     def clear_cache(self) -> None:
         if self._deferring or not self.ready:
@@ -105,8 +116,13 @@ class TenantModels:
 def build(schema: str, database: str) -> TenantModels:
     """Build every template's class for the tenant stored under ``schema``."""
     labels = {t._meta.app_label for t in TEMPLATES.values()}
+    blueprints = [blueprint_for(t) for t in TEMPLATES.values()]
+    shared = {m for bp in blueprints for m in bp.shared_targets}
+    labels |= {m._meta.app_label for m in shared}
     bundle = TenantModels(schema, database, TenantApps(labels))
     with bundle.apps.deferred_cache_clearing():
+        for model in shared:
+            _shared_proxy(model, bundle.apps)
         for template in _ordered(TEMPLATES.values()):
             bundle.models[template] = _build_class(blueprint_for(template), bundle)
     for template, model in bundle.models.items():
@@ -171,6 +187,82 @@ def _build_class(blueprint: Blueprint, bundle: TenantModels) -> type[models.Mode
     model = type(template)(template.__name__, bases, attrs)
     _inherit_exceptions(model, template, bases)
     return model
+
+
+def _shared_proxy(model: type[models.Model], registry: TenantApps) -> type[models.Model]:
+    """Register a proxy of a shared model in the tenant's registry.
+
+    Relations from tenant classes point to it, so the shared model's reverse
+    relations to this tenant (needed by many-to-many queries) live in the
+    tenant's registry instead of on the global model.
+    """
+    meta = type("Meta", (), {"proxy": True, "apps": registry, "app_label": model._meta.app_label})
+    attrs = {"__module__": model.__module__, "__qualname__": model.__qualname__, "Meta": meta}
+    proxy = _proxy_metaclass(type(model))(model.__name__, (model,), attrs)
+    proxy._meta.__class__ = SharedProxyOptions
+    return proxy
+
+
+class SharedProxyOptions(Options):
+    """``_meta`` of a shared model's proxy: adds the tenant's relations to it.
+
+    Django gives a proxy the reverse relations of its concrete model, which
+    live in the global registry; the tenant's relations to the shared model
+    live in the tenant's registry and are added here.
+    """
+
+    def _get_fields(
+        self,
+        forward: bool = True,
+        reverse: bool = True,
+        include_parents: Any = True,
+        include_hidden: bool = False,
+        topmost_call: bool = True,
+    ) -> Any:
+        fields = super()._get_fields(forward, reverse, include_parents, include_hidden, topmost_call)
+        if not (reverse and topmost_call):
+            return fields
+        extra = [
+            rel for rel in self._tenant_relations() if include_hidden or not rel.hidden
+        ]
+        return make_immutable_fields_list("get_fields()", (*fields, *extra))
+
+    def _tenant_relations(self) -> list[Any]:
+        rels = self.__dict__.get("_tenancy_relations")
+        if rels is not None:
+            return rels
+        rels = [
+            fld.remote_field
+            for model in self.apps.get_models(include_auto_created=True)
+            if model is not self.model
+            for fld in (*model._meta.local_fields, *model._meta.local_many_to_many)
+            if fld.is_relation and fld.remote_field.model is self.model
+        ]
+        if not self.apps._deferring:
+            self.__dict__["_tenancy_relations"] = rels
+        return rels
+
+
+_proxy_metaclasses: dict[type, type] = {}
+
+
+def _proxy_metaclass(metaclass: type) -> type:
+    """Return a metaclass whose classes accept instances of their shared model.
+
+    ``project.watchers.add(user)`` checks ``isinstance(user, <the proxy>)``;
+    a plain ``User`` must pass.
+    """
+    proxy_metaclass = _proxy_metaclasses.get(metaclass)
+    if proxy_metaclass is None:
+
+        def __instancecheck__(cls: Any, instance: Any) -> bool:
+            return isinstance(instance, cls._meta.concrete_model)
+
+        proxy_metaclass = type(
+            f"SharedProxy{metaclass.__name__}", (metaclass,), {"__instancecheck__": __instancecheck__}
+        )
+        _proxy_metaclasses[metaclass] = proxy_metaclass
+    return proxy_metaclass
 
 
 def _prefix_names(meta_attrs: dict[str, Any], schema: str) -> None:

@@ -33,6 +33,13 @@ def tenant_model() -> type[AbstractTenant]:
             f"TENANCY_TENANT_MODEL refers to {label!r}, which is not an installed model: "
             "check the spelling and that its app is in INSTALLED_APPS."
         ) from None
+    return check_tenant_model(model, label)
+
+
+def check_tenant_model(model: type, label: str) -> type[AbstractTenant]:
+    """Return ``model`` if it can be the tenant model, else raise ``ImproperlyConfigured``."""
+    from tenancy.models import AbstractTenant
+
     if not issubclass(model, AbstractTenant):
         raise ImproperlyConfigured(
             f"TENANCY_TENANT_MODEL refers to {label!r}, which is not a subclass of "
