@@ -23,9 +23,7 @@ class TenancyConfig(AppConfig):
         setting_changed.connect(_reinstall_router, dispatch_uid="tenancy.router")
         tenant = validation.tenant_model()
         post_save.connect(handlers.tenant_saved, sender=tenant, dispatch_uid="tenancy.saved")
-        post_delete.connect(
-            handlers.tenant_deleted, sender=tenant, dispatch_uid="tenancy.deleted"
-        )
+        post_delete.connect(handlers.tenant_deleted, sender=tenant, dispatch_uid="tenancy.deleted")
 
 
 def _reinstall_router(*, setting: str, **_: Any) -> None:

@@ -123,7 +123,7 @@ def _shared_targets(template: type[models.Model], recipes: list[FieldRecipe]) ->
 
 
 def _recipe(template: type[models.Model], fld: models.Field, table: str) -> FieldRecipe:
-    name, path, args, kwargs = fld.deconstruct()
+    name, _path, args, kwargs = fld.deconstruct()
     if not fld.is_relation:
         return FieldRecipe(name, type(fld), tuple(args), kwargs)
     target = resolve_label(template, kwargs["to"])

@@ -20,8 +20,7 @@ from django.db import models
 from django.db.migrations.state import AppConfigStub
 from django.db.models import signals
 from django.db.models.base import subclass_exception
-from django.db.models.options import Options
-from django.db.models.options import make_immutable_fields_list
+from django.db.models.options import Options, make_immutable_fields_list
 from django.dispatch.dispatcher import Signal, _make_id
 
 from tenancy import storage
@@ -219,12 +218,12 @@ class SharedProxyOptions(Options):
         include_hidden: bool = False,
         topmost_call: bool = True,
     ) -> Any:
-        fields = super()._get_fields(forward, reverse, include_parents, include_hidden, topmost_call)
+        fields = super()._get_fields(
+            forward, reverse, include_parents, include_hidden, topmost_call
+        )
         if not (reverse and topmost_call):
             return fields
-        extra = [
-            rel for rel in self._tenant_relations() if include_hidden or not rel.hidden
-        ]
+        extra = [rel for rel in self._tenant_relations() if include_hidden or not rel.hidden]
         return make_immutable_fields_list("get_fields()", (*fields, *extra))
 
     def _tenant_relations(self) -> list[Any]:
@@ -259,7 +258,9 @@ def _proxy_metaclass(metaclass: type) -> type:
             return isinstance(instance, cls._meta.concrete_model)
 
         proxy_metaclass = type(
-            f"SharedProxy{metaclass.__name__}", (metaclass,), {"__instancecheck__": __instancecheck__}
+            f"SharedProxy{metaclass.__name__}",
+            (metaclass,),
+            {"__instancecheck__": __instancecheck__},
         )
         _proxy_metaclasses[metaclass] = proxy_metaclass
     return proxy_metaclass

@@ -25,9 +25,7 @@ def tenant_saved(sender: type, instance: Any, created: bool, raw: bool = False, 
 def tenant_deleted(sender: type, instance: Any, **_: Any) -> None:
     """Schedule the drop of a deleted tenant's schema."""
     using = instance._state.db
-    transaction.on_commit(
-        partial(_drop, instance.db_schema, instance.database), using=using
-    )
+    transaction.on_commit(partial(_drop, instance.db_schema, instance.database), using=using)
 
 
 def _provision(pk: Any) -> None:

@@ -61,9 +61,7 @@ def existing_tenant_tables(schema: str, using: str) -> set[str]:
     if not uses_schemas(connection):
         return set(prefixed_tables(schema, using))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema]
-        )
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema])
         return {table_name(schema, row[0], using) for row in cursor.fetchall()}
 
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 def tenant_model() -> type[AbstractTenant]:
     """Return the configured tenant model, or raise ``ImproperlyConfigured``."""
-    from tenancy.models import AbstractTenant
 
     label = conf.tenant_model_label()
     try:

@@ -13,7 +13,9 @@ if BACKEND == "sqlite":
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("TENANCY_SQLITE_PATH", "/tmp/tenancy-tests.sqlite3"),
-            "TEST": {"NAME": os.environ.get("TENANCY_SQLITE_TEST_PATH", "/tmp/tenancy-test.sqlite3")},
+            "TEST": {
+                "NAME": os.environ.get("TENANCY_SQLITE_TEST_PATH", "/tmp/tenancy-test.sqlite3")
+            },
         }
     }
 else:

@@ -34,7 +34,9 @@ def test_a_tenant_model_that_is_not_installed_is_named():
 
 @override_settings(TENANCY_TENANT_MODEL="auth.User")
 def test_a_tenant_model_that_is_not_an_abstract_tenant_is_refused():
-    with pytest.raises(ImproperlyConfigured, match="not a subclass of tenancy.models.AbstractTenant"):
+    with pytest.raises(
+        ImproperlyConfigured, match="not a subclass of tenancy.models.AbstractTenant"
+    ):
         get_tenant_model()
 
 

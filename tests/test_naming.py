@@ -18,7 +18,13 @@ def test_the_prefix_is_configurable():
 def test_keys_that_normalise_alike_get_distinct_names():
     names = {
         schema_name_for(key, "tenant_")
-        for key in [("acme corp",), ("Acme Corp",), ("acme_corp",), ("ACME-CORP",), ("acme", "corp")]
+        for key in [
+            ("acme corp",),
+            ("Acme Corp",),
+            ("acme_corp",),
+            ("ACME-CORP",),
+            ("acme", "corp"),
+        ]
     }
     assert len(names) == 5
 

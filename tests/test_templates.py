@@ -74,7 +74,7 @@ def test_meta_constraints_indexes_and_unique_together_are_kept_and_enforced(tena
     from django.db import IntegrityError, transaction
 
     item = Item.for_tenant(tenant)
-    assert [c.name for c in item._meta.constraints][0].endswith("item_position_gte_0")
+    assert next(c.name for c in item._meta.constraints).endswith("item_position_gte_0")
     assert item._meta.indexes[0].fields == ["position"]
     assert item._meta.unique_together == (("project", "code"),)
     project = Project.for_tenant(tenant).objects.create(name="p")

@@ -66,9 +66,7 @@ class Item(TenantModel):
         unique_together = [("project", "code")]
         indexes = [models.Index(fields=["position"], name="item_position_idx")]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(position__gte=0), name="item_position_gte_0"
-            )
+            models.CheckConstraint(condition=models.Q(position__gte=0), name="item_position_gte_0")
         ]
 
 

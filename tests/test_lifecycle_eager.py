@@ -1,0 +1,61 @@
+"""The lifecycle in eager mode (TENANCY_EAGER): create provisions, delete drops."""
+
+import pytest
+
+from tenancy import storage
+from tenancy.exceptions import TenantNotReady
+from tenancy.models import TenantState
+from tests.testapp.models import Customer, Project
+
+
+def test_create_provisions_inline_and_the_tenant_is_ready(make_tenant):
+    tenant = make_tenant("inline")
+    assert tenant.state == TenantState.READY and tenant.is_ready
+    assert storage.schema_exists(tenant.db_schema, tenant.database)
+    assert tenant.wait_until_ready(timeout=1) is tenant
+
+
+def test_delete_drops_the_schema(make_tenant):
+    tenant = make_tenant("doomed")
+    Project.for_tenant(tenant).objects.create(name="data")
+    tenant.delete()
+    assert not storage.schema_exists("tenant_doomed", "default")
+
+
+def test_queryset_delete_drops_every_schema(make_tenant):
+    make_tenant("q1"), make_tenant("q2")
+    Customer.objects.filter(name__in=["q1", "q2"]).delete()
+    assert not storage.schema_exists("tenant_q1", "default")
+    assert not storage.schema_exists("tenant_q2", "default")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_for_tenant_refuses_a_tenant_that_is_not_ready(settings):
+    settings.TENANCY_EAGER = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    Customer.objects.bulk_create([Customer(name="waiting", db_schema="tenant_waiting")])
+    tenant = Customer.objects.get(name="waiting")  # no signals were sent: still pending
+    with pytest.raises(TenantNotReady, match="not ready.*wait_until_ready"):
+        Project.for_tenant(tenant)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_for_tenant_rereads_a_stale_instance_before_refusing(make_tenant):
+    tenant = make_tenant("stale")
+    stale = Customer.objects.get(pk=tenant.pk)
+    stale.state = TenantState.PENDING  # as read before a worker finished
+    assert Project.for_tenant(stale).objects.count() == 0
+
+
+def test_wait_until_ready_raises_with_the_error_of_a_failed_tenant(make_tenant):
+    tenant = make_tenant("broken")
+    Customer.objects.filter(pk=tenant.pk).update(state=TenantState.FAILED, last_error="boom")
+    with pytest.raises(TenantNotReady, match="boom"):
+        tenant.wait_until_ready(timeout=1)
+
+
+def test_wait_until_ready_times_out_with_a_hint(make_tenant):
+    tenant = make_tenant("slow")
+    Customer.objects.filter(pk=tenant.pk).update(state=TenantState.PENDING)
+    with pytest.raises(TenantNotReady, match="worker"):
+        tenant.wait_until_ready(timeout=0.1)

@@ -1,0 +1,1 @@
+"""The example SaaS app: customers (tenants) with projects and reports."""
