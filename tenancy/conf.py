@@ -55,3 +55,35 @@ def default_database() -> str:
     """Return the alias that holds the schema of a new tenant (``TENANCY_DATABASES[0]``)."""
     aliases = getattr(settings, "TENANCY_DATABASES", None) or ["default"]
     return str(aliases[0])
+
+
+def celery_queue() -> str | None:
+    """Return ``TENANCY_CELERY_QUEUE``: the queue of lifecycle tasks (default: Celery's default)."""
+    return getattr(settings, "TENANCY_CELERY_QUEUE", None) or None
+
+
+def max_retries() -> int:
+    """Return ``TENANCY_MAX_RETRIES``: retries of a transient failure before ``failed`` (5)."""
+    return int(getattr(settings, "TENANCY_MAX_RETRIES", 5))
+
+
+def retry_backoff() -> float:
+    """Return ``TENANCY_RETRY_BACKOFF``: seconds before the first retry, doubled each time (2)."""
+    return float(getattr(settings, "TENANCY_RETRY_BACKOFF", 2.0))
+
+
+def retry_backoff_max() -> float:
+    """Return ``TENANCY_RETRY_BACKOFF_MAX``: the longest wait between two retries, seconds (300)."""
+    return float(getattr(settings, "TENANCY_RETRY_BACKOFF_MAX", 300.0))
+
+
+def reconcile_grace() -> float:
+    """Return ``TENANCY_RECONCILE_GRACE``: seconds a tenant may stay pending before the
+    reconciler re-enqueues it (60), so a task still in the queue is not doubled needlessly."""
+    return float(getattr(settings, "TENANCY_RECONCILE_GRACE", 60.0))
+
+
+def lock_wait() -> float:
+    """Return ``TENANCY_LOCK_WAIT``: seconds a task waits for another holder of the
+    tenant's lock before leaving the tenant to it (10)."""
+    return float(getattr(settings, "TENANCY_LOCK_WAIT", 10.0))

@@ -1,46 +1,26 @@
 """Model signal receivers that turn tenant creation and deletion into work.
 
-The work itself starts only after the transaction commits, so it never sees
-a tenant that may still roll back, and it receives ids, never instances.
+The intent is durable before anything is enqueued: a new tenant is a
+``pending`` row, a deleted one leaves a tombstone written in the deleting
+transaction. Work is enqueued only after commit, with ids, never instances.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from django.db import transaction
-
-from tenancy import conf
+from tenancy import lifecycle, tasks
 
 
 def tenant_saved(sender: type, instance: Any, created: bool, raw: bool = False, **_: Any) -> None:
-    """Schedule provisioning of a newly created tenant."""
-    if not created or raw:
-        return
-    using = instance._state.db
-    transaction.on_commit(partial(_provision, instance.pk), using=using)
+    """Enqueue provisioning of a newly created tenant."""
+    if created and not raw:
+        tasks.dispatch_after_commit(tasks.provision_tenant, instance.pk, using=instance._state.db)
 
 
 def tenant_deleted(sender: type, instance: Any, **_: Any) -> None:
-    """Schedule the drop of a deleted tenant's schema."""
+    """Write the tenant's tombstone and enqueue the drop of its schema."""
     using = instance._state.db
-    transaction.on_commit(partial(_drop, instance.db_schema, instance.database), using=using)
-
-
-def _provision(pk: Any) -> None:
-    from tenancy import lifecycle, tasks
-
-    if conf.eager():
-        lifecycle.provision_tenant(pk)
-    else:
-        tasks.provision_tenant.delay(pk)
-
-
-def _drop(schema: str, database: str) -> None:
-    from tenancy import lifecycle, tasks
-
-    if conf.eager():
-        lifecycle.drop_tenant_storage(schema, database)
-    else:
-        tasks.drop_tenant.delay(schema, database)
+    tomb = lifecycle.write_tombstone(instance, using)
+    if tomb is not None:
+        tasks.dispatch_after_commit(tasks.drop_tenant, tomb.pk, using=using)

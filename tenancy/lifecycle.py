@@ -1,53 +1,288 @@
-"""The tenant lifecycle as plain functions: provision and drop a tenant by id.
+"""The tenant lifecycle as plain functions: provision, drop, retry, reconcile.
 
-Each function is what a Celery task runs (see :mod:`tenancy.tasks`); a test,
-a shell or a management command can call it directly.
+Each function is what one Celery task runs (see :mod:`tenancy.tasks`); a
+test, a shell or a management command can call it directly. All of them are
+safe to run twice or concurrently: a per-tenant lock serialises the work,
+every step checks what is already done, and on PostgreSQL a tenant's schema,
+tables and ``ready`` state commit in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, router, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from tenancy import get_tenant_model, provisioning
-from tenancy.models import AbstractTenant, TenantState
+from tenancy import conf, get_tenant_model, locks, notify, provisioning, signals, storage
+from tenancy.models import AbstractTenant, TenantState, Tombstone
 
 logger = logging.getLogger("tenancy.lifecycle")
 
+#: Errors worth a retry: the database or the broker was unreachable for a moment.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
 
-def provision_tenant(pk: Any) -> AbstractTenant | None:
-    """Provision the tenant with primary key ``pk`` and mark it ready.
 
-    Returns None if the tenant no longer exists (deleted before its turn).
+def is_transient(exc: BaseException) -> bool:
+    """Return whether ``exc`` may go away by itself (so the work is retried)."""
+    try:
+        from kombu.exceptions import OperationalError as BrokerError
+    except ImportError:  # pragma: no cover - kombu comes with celery
+        return isinstance(exc, TRANSIENT_ERRORS)
+    return isinstance(exc, (*TRANSIENT_ERRORS, BrokerError))
+
+
+def shared_database() -> str:
+    """Return the alias that holds the tenant rows (and the lifecycle locks)."""
+    return router.db_for_write(get_tenant_model())
+
+
+def provision_tenant(pk: Any, *, final: bool = True) -> str:
+    """Provision the tenant ``pk`` and mark it ready; return what happened.
+
+    Returns ``"ready"``, ``"missing"`` (deleted before its turn) or
+    ``"busy"`` (another worker holds the tenant). On an error, the tenant is
+    marked ``failed`` with the error when ``final`` is true or the error is
+    not transient (else it stays to be retried), and the error is raised.
     """
     model = get_tenant_model()
-    tenant = model._default_manager.filter(pk=pk).first()
+    shared = shared_database()
+    tenant = model._default_manager.using(shared).filter(pk=pk).first()
     if tenant is None:
-        return None
+        return "missing"
     if tenant.state == TenantState.READY:
-        return tenant
-    _set_state(tenant, TenantState.PROVISIONING)
-    try:
-        provisioning.provision(tenant.db_schema, tenant.database)
-    except Exception as exc:
-        _set_state(tenant, TenantState.FAILED, error=f"{type(exc).__name__}: {exc}")
-        raise
-    _set_state(tenant, TenantState.READY)
-    return tenant
+        return "ready"
+    if not tenant.db_schema:
+        _name(tenant)
+    with locks.tenant_lock(tenant.db_schema, shared, wait=conf.lock_wait()) as acquired:
+        if not acquired:
+            return "busy"
+        tenant = model._default_manager.using(shared).filter(pk=pk).first()
+        if tenant is None:
+            return "missing"
+        if tenant.state == TenantState.READY:
+            return "ready"
+        _set_state(tenant, TenantState.PROVISIONING, tenant.last_error)
+        started = time.monotonic()
+        try:
+            _clear_leftovers(tenant.db_schema, tenant.database)
+            committed = _build(tenant, shared)
+        except Exception as exc:
+            _record_failure(tenant, exc, final=final or not is_transient(exc))
+            raise
+    logger.info(
+        "provisioned tenant %s (schema %s on %s) in %.1f ms",
+        tenant.natural_key(),
+        tenant.db_schema,
+        tenant.database,
+        (time.monotonic() - started) * 1000,
+    )
+    if committed:
+        _send_robust(signals.tenant_provisioned, sender=model, tenant=tenant)
+        return "ready"
+    return "missing"
 
 
-def drop_tenant_storage(schema: str, database: str) -> bool:
-    """Drop a deleted tenant's schema; see :func:`tenancy.provisioning.drop`."""
-    return provisioning.drop(schema, database)
-
-
-def _set_state(tenant: AbstractTenant, state: str, *, error: str = "") -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        type(tenant)._default_manager.filter(pk=tenant.pk).update(
-            state=state, last_error=error, state_changed_at=now
+def drop_tombstone(pk: Any) -> str:
+    """Drop the schema a tombstone stands for; return ``"dropped"``, ``"kept"``,
+    ``"done"`` (nothing left to do) or ``"busy"``."""
+    shared = shared_database()
+    tomb = Tombstone.objects.using(shared).filter(pk=pk).first()
+    if tomb is None or tomb.done_at is not None:
+        return "done"
+    with locks.tenant_lock(tomb.schema, shared, wait=conf.lock_wait()) as acquired:
+        if not acquired:
+            return "busy"
+        tomb.refresh_from_db()
+        if tomb.done_at is not None:
+            return "done"
+        Tombstone.objects.using(shared).filter(pk=pk).update(attempts=F("attempts") + 1)
+        try:
+            dropped = _drop_storage_of(tomb)
+        except Exception as exc:
+            Tombstone.objects.using(shared).filter(pk=pk).update(last_error=_describe(exc))
+            raise
+        Tombstone.objects.using(shared).filter(pk=pk).update(done_at=timezone.now(), last_error="")
+    logger.info("dropped schema %s on %s: %s", tomb.schema, tomb.database, dropped)
+    if dropped:
+        _send_robust(
+            signals.tenant_dropped,
+            sender=get_tenant_model(),
+            schema=tomb.schema,
+            database=tomb.database,
         )
+    return "dropped" if dropped else "kept"
+
+
+def retry(tenant: AbstractTenant) -> None:
+    """Put a failed (or stuck) tenant back to ``pending`` and enqueue it after commit."""
+    from tenancy import tasks
+
+    shared = shared_database()
+    with transaction.atomic(using=shared):
+        _set_state(tenant, TenantState.PENDING, tenant.last_error)
+        tasks.dispatch_after_commit(tasks.provision_tenant, tenant.pk, using=shared)
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation pass found and re-enqueued."""
+
+    pending: list[Any] = field(default_factory=list)
+    stuck: list[Any] = field(default_factory=list)
+    tombstones: list[Any] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"re-enqueued {len(self.pending)} pending, {len(self.stuck)} stuck provisioning, "
+            f"{len(self.tombstones)} undone drops"
+        )
+
+
+def reconcile(*, grace: float | None = None) -> ReconcileReport:
+    """Re-enqueue what is stuck: pending tenants (bulk_create, raw SQL, a broker
+    outage), provisioning tenants that no worker holds, and undone drops.
+
+    ``grace`` (default ``TENANCY_RECONCILE_GRACE``) spares what changed state
+    in the last seconds, whose task is probably still queued.
+    """
+    from tenancy import tasks
+
+    shared = shared_database()
+    cutoff = timezone.now() - timedelta(seconds=conf.reconcile_grace() if grace is None else grace)
+    manager = get_tenant_model()._default_manager.using(shared)
+    report = ReconcileReport()
+    report.pending = list(
+        manager.filter(state=TenantState.PENDING, state_changed_at__lte=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for pk, schema in manager.filter(
+        state=TenantState.PROVISIONING, state_changed_at__lte=cutoff
+    ).values_list("pk", "db_schema"):
+        if not locks.is_locked(schema, shared):
+            report.stuck.append(pk)
+    report.tombstones = list(
+        Tombstone.objects.using(shared)
+        .filter(done_at__isnull=True, deleted_at__lte=cutoff)
+        .values_list("pk", flat=True)
+    )
+    for pk in (*report.pending, *report.stuck):
+        tasks.dispatch(tasks.provision_tenant, pk)
+    for pk in report.tombstones:
+        tasks.dispatch(tasks.drop_tenant, pk)
+    if report.pending or report.stuck or report.tombstones:
+        logger.info("reconcile: %s", report)
+    return report
+
+
+def write_tombstone(tenant: AbstractTenant, using: str) -> Tombstone | None:
+    """Record, in the current transaction, that ``tenant``'s schema must be dropped."""
+    if not tenant.db_schema:
+        return None  # never named, so never provisioned
+    return Tombstone.objects.using(using).create(
+        schema=tenant.db_schema,
+        database=tenant.database,
+        schema_oid=storage.schema_oid(tenant.db_schema, tenant.database),
+        tenant_pk=str(tenant.pk),
+        tenant_repr=str(tenant)[:200],
+    )
+
+
+def _name(tenant: AbstractTenant) -> None:
+    """Name a tenant created without ``save()`` (bulk_create, raw SQL)."""
+    tenant.db_schema = tenant.derive_schema()
+    type(tenant)._default_manager.filter(pk=tenant.pk, db_schema__isnull=True).update(
+        db_schema=tenant.db_schema
+    )
+
+
+def _build(tenant: AbstractTenant, shared: str) -> bool:
+    """Create the storage and mark the tenant ready; return whether the row still exists."""
+    if tenant.database == shared and storage.uses_schemas_alias(shared):
+        # One transaction: the schema exists if and only if the tenant is ready.
+        with transaction.atomic(using=shared):
+            provisioning.provision(tenant.db_schema, tenant.database)
+            return _set_state(tenant, TenantState.READY)
+    provisioning.provision(tenant.db_schema, tenant.database)
+    return _set_state(tenant, TenantState.READY)
+
+
+def _clear_leftovers(schema: str, database: str) -> None:
+    """Drop what a deleted tenant of the same key left under this schema name."""
+    shared = shared_database()
+    for tomb in Tombstone.objects.using(shared).filter(
+        schema=schema, database=database, done_at__isnull=True
+    ):
+        _drop_storage_of(tomb, owner_check=False)
+        Tombstone.objects.using(shared).filter(pk=tomb.pk).update(done_at=timezone.now())
+
+
+def _drop_storage_of(tomb: Tombstone, *, owner_check: bool = True) -> bool:
+    """Drop a tombstone's schema if it is still the deleted tenant's; return whether dropped."""
+    if storage.uses_schemas_alias(tomb.database):
+        current = storage.schema_oid(tomb.schema, tomb.database)
+        if current is None or (tomb.schema_oid is not None and current != tomb.schema_oid):
+            return False  # gone, or a newer schema of the same name
+    elif owner_check and _owned_by_ready_tenant(tomb):
+        return False  # the new tenant's provisioning replaced the old tables already
+    return provisioning.drop(tomb.schema, tomb.database)
+
+
+def _owned_by_ready_tenant(tomb: Tombstone) -> bool:
+    return (
+        get_tenant_model()
+        ._default_manager.using(shared_database())
+        .filter(db_schema=tomb.schema, database=tomb.database, state=TenantState.READY)
+        .exists()
+    )
+
+
+def _set_state(tenant: AbstractTenant, state: str, error: str = "") -> bool:
+    """Write the tenant's state (and notify waiters at commit); return whether the row exists."""
+    shared = shared_database()
+    now = timezone.now()
+    with transaction.atomic(using=shared):
+        updated = (
+            type(tenant)
+            ._default_manager.using(shared)
+            .filter(pk=tenant.pk)
+            .update(state=state, last_error=error, state_changed_at=now)
+        )
+        notify.send(tenant.db_schema or "", shared)
     tenant.state, tenant.last_error, tenant.state_changed_at = state, error, now
+    return bool(updated)
+
+
+def _record_failure(tenant: AbstractTenant, exc: BaseException, *, final: bool) -> None:
+    error = _describe(exc)
+    state = TenantState.FAILED if final else TenantState.PROVISIONING
+    try:
+        _set_state(tenant, state, error)
+    except DatabaseError:
+        logger.warning("could not record the failure of %s: the database is unreachable", tenant)
+        return
+    log = logger.error if final else logger.warning
+    log("provisioning %s failed%s: %s", tenant.db_schema, "" if final else " (will retry)", error)
+    if final:
+        _send_robust(signals.provisioning_failed, sender=type(tenant), tenant=tenant, error=error)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()[:2000]
+
+
+def _send_robust(signal: Any, **kwargs: Any) -> None:
+    for receiver, result in signal.send_robust(**kwargs):
+        if isinstance(result, Exception):
+            logger.error("receiver %r of %s failed", receiver, signal, exc_info=result)

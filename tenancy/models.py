@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Self
 
 from django.db import models
 from django.utils import timezone
 
-from tenancy import cache, conf
+from tenancy import cache, conf, notify
 from tenancy.exceptions import TenancyError, TenantNotReady
 from tenancy.naming import schema_name_for
 from tenancy.templates import TenantModelBase, default_manager_guard, template_of
@@ -43,10 +42,13 @@ class AbstractTenant(models.Model):
         db_index=True,
         editable=False,
     )
-    db_schema = models.CharField(
+    # NULL until named: rows from bulk_create() or raw SQL get their name
+    # when provisioned (several NULLs never collide in the unique index).
+    db_schema = models.CharField(  # noqa: DJ001
         "schema",
         max_length=63,
         unique=True,
+        null=True,
         editable=False,
         help_text="Schema (PostgreSQL) or table prefix of the tenant; fixed at creation.",
     )
@@ -74,9 +76,13 @@ class AbstractTenant(models.Model):
         instance._tenancy_stored_schema = instance.__dict__.get("db_schema")
         return instance
 
+    def derive_schema(self) -> str:
+        """Return the schema name this tenant's natural key gives (see tenancy.naming)."""
+        return schema_name_for(self.natural_key(), conf.schema_prefix())
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding and not self.db_schema:
-            self.db_schema = schema_name_for(self.natural_key(), conf.schema_prefix())
+            self.db_schema = self.derive_schema()
         stored = self.__dict__.get("_tenancy_stored_schema")
         if stored is not None and self.db_schema != stored:
             raise TenancyError(
@@ -97,16 +103,17 @@ class AbstractTenant(models.Model):
         Raises :class:`~tenancy.exceptions.TenantNotReady` when provisioning
         failed or ``timeout`` seconds passed first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+
+        def settled() -> bool:
             self.refresh_from_db(fields=["state", "last_error", "state_changed_at"])
-            if self.state == TenantState.READY:
-                return self
-            if self.state == TenantState.FAILED:
-                raise TenantNotReady(self, self.state, self.last_error)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TenantNotReady(self, self.state, f"still {self.state} after {timeout}s")
-            time.sleep(poll)
+            return self.state in (TenantState.READY, TenantState.FAILED)
+
+        notify.wait(settled, self._state.db or "default", timeout, poll)
+        if self.state == TenantState.READY:
+            return self
+        if self.state == TenantState.FAILED:
+            raise TenantNotReady(self, self.state, self.last_error)
+        raise TenantNotReady(self, self.state, f"still {self.state} after {timeout}s")
 
 
 class TenantModel(models.Model, metaclass=TenantModelBase):
@@ -164,3 +171,32 @@ def _unpickle(label: str, schema: str, database: str) -> models.Model:
         bundle = cache.tenant_models(tenant)
     model = bundle.models[template]
     return model.__new__(model)
+
+
+class Tombstone(models.Model):
+    """The durable intent to drop a deleted tenant's schema.
+
+    Written in the transaction that deletes the tenant row, so a drop can
+    never be lost between the delete and the worker (the reconciler
+    re-enqueues tombstones that are not done).
+    """
+
+    schema = models.CharField(max_length=63, db_index=True)
+    database = models.CharField(max_length=100)
+    #: PostgreSQL's oid of the schema when the tenant was deleted: a schema of the
+    #: same name created later (the key signed up again) is never dropped by mistake.
+    schema_oid = models.BigIntegerField(null=True, blank=True)
+    tenant_pk = models.CharField(max_length=64)
+    tenant_repr = models.CharField(max_length=200, blank=True)
+    deleted_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    done_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["deleted_at"]
+        verbose_name = "tenant tombstone"
+
+    def __str__(self) -> str:
+        state = "dropped" if self.done_at else "pending drop"
+        return f"{self.schema} on {self.database} ({state})"

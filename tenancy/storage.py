@@ -68,3 +68,14 @@ def existing_tenant_tables(schema: str, using: str) -> set[str]:
 def uses_schemas_alias(using: str) -> bool:
     """Return whether tenants get real schemas on the database ``using``."""
     return uses_schemas(connections[using])
+
+
+def schema_oid(schema: str, using: str) -> int | None:
+    """Return PostgreSQL's oid of the schema (its identity), or None."""
+    connection = connections[using]
+    if not uses_schemas(connection):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [schema])
+        row = cursor.fetchone()
+    return int(row[0]) if row else None

@@ -1,28 +1,98 @@
 """Celery tasks: thin adapters over :mod:`tenancy.lifecycle`.
 
 Defined with ``shared_task`` so the host project's Celery app picks them up.
-Task names are stable (``tenancy.<name>``) for monitoring.
+The library sets what at-least-once delivery needs (``acks_late``,
+``reject_on_worker_lost``): a task whose worker dies is delivered again, and
+the lifecycle functions make a second delivery harmless. Task names are
+stable (``tenancy.<name>``) for monitoring.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+from functools import partial
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.db import transaction
 
-from tenancy import lifecycle
+from tenancy import conf, lifecycle
 
-TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
+logger = logging.getLogger("tenancy.tasks")
+
+TASK_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
 
 
 @shared_task(name="tenancy.provision_tenant", **TASK_OPTIONS)
-def provision_tenant(pk: Any) -> str | None:
-    """Provision one tenant by primary key."""
-    tenant = lifecycle.provision_tenant(pk)
-    return None if tenant is None else tenant.state
+def provision_tenant(self: Task, pk: Any) -> str:
+    """Provision one tenant by primary key, retrying transient failures with backoff."""
+    final = self.request.retries >= conf.max_retries()
+    try:
+        return lifecycle.provision_tenant(pk, final=final)
+    except Exception as exc:
+        if final or not lifecycle.is_transient(exc):
+            raise
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
 @shared_task(name="tenancy.drop_tenant", **TASK_OPTIONS)
-def drop_tenant(schema: str, database: str) -> bool:
-    """Drop a deleted tenant's schema."""
-    return lifecycle.drop_tenant_storage(schema, database)
+def drop_tenant(self: Task, tombstone_pk: Any) -> str:
+    """Drop a deleted tenant's schema, by the id of its tombstone."""
+    try:
+        return lifecycle.drop_tombstone(tombstone_pk)
+    except Exception as exc:
+        if self.request.retries >= conf.max_retries() or not lifecycle.is_transient(exc):
+            raise  # the tombstone keeps the error; the reconciler tries again later
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(name="tenancy.reconcile", **TASK_OPTIONS)
+def reconcile(self: Task, grace: float | None = None) -> str:
+    """Re-enqueue stuck work; meant for Celery beat (see the docs)."""
+    return str(lifecycle.reconcile(grace=grace))
+
+
+#: What each task runs when ``TENANCY_EAGER`` is set.
+_INLINE = {
+    "tenancy.provision_tenant": lifecycle.provision_tenant,
+    "tenancy.drop_tenant": lifecycle.drop_tombstone,
+    "tenancy.reconcile": lifecycle.reconcile,
+}
+
+
+def dispatch(task: Task, *args: Any) -> bool:
+    """Run ``task`` inline (``TENANCY_EAGER``) or send it to the broker.
+
+    A broker that is down never fails or hangs the caller: the error is
+    logged, the durable state (pending row, tombstone) stays, and the
+    reconciler sends the task again later. Returns whether it was sent or run.
+    """
+    if conf.eager():
+        _INLINE[task.name](*args)
+        return True
+    options: dict[str, Any] = {"retry": False}
+    queue = conf.celery_queue()
+    if queue:
+        options["queue"] = queue
+    try:
+        task.apply_async(args, **options)
+    except Exception:
+        logger.warning(
+            "could not enqueue %s%r; the reconciler will send it again",
+            task.name,
+            args,
+            exc_info=True,
+        )
+        return False
+    return True
+
+
+def dispatch_after_commit(task: Task, *args: Any, using: str) -> None:
+    """Dispatch ``task`` once the current transaction on ``using`` commits."""
+    transaction.on_commit(partial(dispatch, task, *args), using=using)
+
+
+def _backoff(retries: int) -> float:
+    delay = min(conf.retry_backoff() * 2**retries, conf.retry_backoff_max())
+    return delay * random.uniform(0.8, 1.2)  # jitter spreads a herd of retries

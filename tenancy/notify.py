@@ -1,0 +1,77 @@
+"""Tell waiting processes that a tenant changed state, the moment it commits.
+
+On PostgreSQL the worker sends ``NOTIFY`` in the transaction that marks the
+tenant ready or failed, and PostgreSQL delivers it at commit; a waiter
+listening on the channel wakes within milliseconds. Elsewhere, and as a
+safety net, waiters poll.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from django.db import connections
+
+#: The LISTEN/NOTIFY channel of lifecycle state changes; the payload is the schema.
+CHANNEL = "tenancy_lifecycle"
+#: Longest sleep between two reads of the state when no notification arrives.
+MAX_POLL = 0.5
+
+
+def send(schema: str, using: str) -> None:
+    """Queue a notification for ``schema`` in the current transaction on ``using``."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, schema])
+
+
+def wait(check: Callable[[], bool], using: str, timeout: float | None, poll: float) -> bool:
+    """Call ``check`` until it returns True or ``timeout`` passes; return its last answer.
+
+    Between two calls, sleep until a lifecycle notification arrives on
+    ``using`` (PostgreSQL) or ``poll`` seconds pass.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    listener = _listen(using)
+    try:
+        while True:
+            if check():
+                return True
+            remaining = MAX_POLL if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            _sleep(listener, min(remaining, poll if listener is None else MAX_POLL))
+    finally:
+        if listener is not None:
+            with suppress(Exception):
+                listener.close()
+
+
+def _listen(using: str) -> Any:
+    """Open a separate connection listening on the channel, or None."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        raw = connection.get_new_connection(connection.get_connection_params())
+        raw.autocommit = True
+        with raw.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+    except Exception:  # the driver's own errors too: polling still works
+        return None
+    return raw
+
+
+def _sleep(listener: Any, seconds: float) -> None:
+    if listener is None:
+        time.sleep(seconds)
+        return
+    ready, _, _ = select.select([listener], [], [], seconds)
+    if ready:
+        listener.poll()
+        listener.notifies.clear()
