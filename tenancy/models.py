@@ -105,7 +105,7 @@ class AbstractTenant(models.Model):
         """
 
         def settled() -> bool:
-            self.refresh_from_db(fields=["state", "last_error", "state_changed_at"])
+            self.refresh_from_db(fields=["state", "last_error", "state_changed_at", "db_schema"])
             return self.state in (TenantState.READY, TenantState.FAILED)
 
         notify.wait(settled, self._state.db or "default", timeout, poll)

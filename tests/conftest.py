@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 from django.db import connection
@@ -34,8 +35,25 @@ def make_tenant(transactional_db):
         return tenant
 
     yield make
-    for schema, database in created:
-        provisioning.drop(schema, database)
+    drop_all_tenant_storage()
+
+
+def drop_all_tenant_storage() -> None:
+    """Drop every tenant schema (or prefixed table) left on the test database.
+
+    Tenant tables reference auth_user, so a leftover one would make the flush
+    between transactional tests fail.
+    """
+    if storage.uses_schemas(connection):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%%'")
+            schemas = [row[0] for row in cursor.fetchall()]
+    else:
+        with connection.cursor() as cursor:
+            tables = connection.introspection.table_names(cursor)
+        schemas = sorted({t.split(storage.PREFIX_SEPARATOR)[0] for t in tables if "__" in t})
+    for schema in schemas:
+        provisioning.drop(schema, "default")
 
 
 @pytest.fixture
@@ -45,3 +63,35 @@ def tenant(make_tenant):
 
 def on_postgresql() -> bool:
     return storage.uses_schemas(connection)
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """A redis-server of the suite's own, used as the Celery broker by the tests."""
+    from tests.celery_app import app
+    from tests.workers import RedisServer
+
+    server = RedisServer()
+    server.start()
+    app.conf.broker_url = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(broker, django_db_setup, django_db_blocker):
+    """A real `celery worker` process (2 pool processes) on the test database."""
+    from tests.workers import Worker
+
+    process = Worker(broker.url, f"tenancy-tests-{os.getpid()}", concurrency=2)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def async_lifecycle(settings, worker, transactional_db):
+    """Send lifecycle tasks to the real worker instead of running them inline."""
+    settings.TENANCY_EAGER = False
+    settings.TENANCY_CELERY_QUEUE = worker.queue
+    return worker

@@ -42,3 +42,24 @@ INSTALLED_APPS = [
 TENANCY_TENANT_MODEL = "testapp.Customer"
 TENANCY_EAGER = True
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+# Worker processes started by the tests read these from their environment.
+TENANCY_CELERY_QUEUE = os.environ.get("TENANCY_CELERY_QUEUE") or None
+TENANCY_MAX_RETRIES = int(os.environ.get("TENANCY_MAX_RETRIES", "5"))
+TENANCY_RETRY_BACKOFF = float(os.environ.get("TENANCY_RETRY_BACKOFF", "2"))
+TENANCY_LOCK_WAIT = float(os.environ.get("TENANCY_LOCK_WAIT", "10"))
+
+if BACKEND != "sqlite":
+    # A database server that never answers: for tests of transient failures.
+    DATABASES["unreachable"] = {
+        **DATABASES["default"],
+        "PORT": "1",
+        "TEST": {"NAME": "test_unreachable", "MIRROR": "default"},
+    }
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"tenancy": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -5,7 +5,7 @@ from django.db import connection
 
 from tenancy import provisioning, storage
 from tenancy.ddl import tenant_schema_editor
-from tests.conftest import on_postgresql
+from tests.conftest import drop_all_tenant_storage, on_postgresql
 from tests.testapp.models import Customer, Project
 
 
@@ -15,7 +15,7 @@ def pending(transactional_db, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     tenant = Customer.objects.create(name="fresh")
     yield tenant
-    provisioning.drop(tenant.db_schema, tenant.database)
+    drop_all_tenant_storage()
 
 
 def test_provision_builds_the_storage_once_and_is_idempotent(pending):
