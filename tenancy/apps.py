@@ -16,9 +16,10 @@ class TenancyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenancy import handlers, routers, validation
+        from tenancy import handlers, routers, state, validation
 
         validation.check_all()
+        state.install()
         routers.install(router)
         setting_changed.connect(_reinstall_router, dispatch_uid="tenancy.router")
         tenant = validation.tenant_model()

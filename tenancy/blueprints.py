@@ -34,9 +34,16 @@ class FieldRecipe:
     m2m_table: str | None = None
     #: Related names to a shared model, where ``%(class)s`` is made tenant-unique.
     shared_target: bool = False
+    #: Whether the template declared the many-to-many table's name itself.
+    m2m_declared: bool = False
 
-    def build(self, schema: str, using: str) -> models.Field:
+    def build(self, schema: str | None, using: str) -> models.Field:
+        """Construct the field for ``schema``; for None, as declared (migration state)."""
         kwargs = self.kwargs
+        if schema is None:
+            if self.m2m_declared:
+                kwargs = {**kwargs, "db_table": self.m2m_table}
+            return self.field_class(*self.args, **kwargs)
         if self.m2m_table is not None or self.shared_target:
             kwargs = dict(kwargs)
             if self.m2m_table is not None:
@@ -54,6 +61,8 @@ class Blueprint:
 
     template: type[models.Model]
     base_table: str
+    #: Whether the template declared ``Meta.db_table`` itself.
+    table_declared: bool
     fields: list[FieldRecipe]
     meta: dict[str, Any]
     parent: type[models.Model] | None
@@ -104,6 +113,7 @@ def _prepare(template: type[models.Model]) -> Blueprint:
     return Blueprint(
         template=template,
         base_table=table,
+        table_declared=bool(opts.original_attrs.get("db_table")),
         fields=recipes,
         meta=meta,
         parent=parent,
@@ -132,9 +142,11 @@ def _recipe(template: type[models.Model], fld: models.Field, table: str) -> Fiel
         # Shared targets resolve to the tenant registry's proxy of the shared model.
         kwargs["to"] = target._meta.label
     m2m_table = None
+    m2m_declared = False
     if fld.many_to_many:
         through = kwargs.get("through")
         if through is None:
+            m2m_declared = bool(fld.db_table)
             m2m_table = fld.db_table or truncate_name(
                 f"{table}_{fld.name}", connections["default"].ops.max_name_length()
             )
@@ -147,7 +159,7 @@ def _recipe(template: type[models.Model], fld: models.Field, table: str) -> Fiel
                     "many-to-many must itself be a tenant model."
                 )
             kwargs["through"] = through_model._meta.label
-    return FieldRecipe(name, type(fld), tuple(args), kwargs, m2m_table, shared)
+    return FieldRecipe(name, type(fld), tuple(args), kwargs, m2m_table, shared, m2m_declared)
 
 
 def resolve_label(template: type[models.Model], reference: Any) -> type[models.Model] | None:

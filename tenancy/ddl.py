@@ -10,9 +10,11 @@ works for every tenant at once, cached in this process or not.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import models
+from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
@@ -41,6 +43,9 @@ class OnDeleteMixin:
     """Add ``ON DELETE`` to the foreign keys a schema editor creates."""
 
     _tenancy_field: models.Field | None = None
+    #: On prefix backends, the tenant's prefix for index and constraint names
+    #: (SQLite has one namespace of index names per database).
+    tenancy_prefix: str | None = None
 
     def column_sql(self, model: Any, field: models.Field, include_default: bool = False) -> Any:
         self._tenancy_field = field
@@ -65,9 +70,62 @@ class OnDeleteMixin:
         field = self._tenancy_field
         return on_delete_clause(field) if field is not None and field.is_relation else ""
 
+    def add_index(self, model: Any, index: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().add_index(model, self._named(index), *args, **kwargs)  # type: ignore[misc]
+
+    def remove_index(self, model: Any, index: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().remove_index(model, self._named(index), *args, **kwargs)  # type: ignore[misc]
+
+    def add_constraint(self, model: Any, constraint: Any) -> Any:
+        return super().add_constraint(model, self._named(constraint))  # type: ignore[misc]
+
+    def remove_constraint(self, model: Any, constraint: Any) -> Any:
+        return super().remove_constraint(model, self._named(constraint))  # type: ignore[misc]
+
+    def rename_index(self, model: Any, old_index: Any, new_index: Any) -> Any:
+        return super().rename_index(  # type: ignore[misc]
+            model, self._named(old_index), self._named(new_index)
+        )
+
+    def _named(self, obj: Any) -> Any:
+        return prefixed(obj, self.tenancy_prefix) if self.tenancy_prefix else obj
+
+
+def prefixed(obj: Any, prefix: str) -> Any:
+    """Return an index or constraint named for the tenant ``prefix`` (idempotent)."""
+    if not obj.name or obj.name.startswith(prefix + "_") or "%(" in obj.name:
+        return obj
+    obj = obj.clone()
+    obj.name = f"{prefix}_{obj.name}"
+    return obj
+
+
+@contextmanager
+def ddl_transaction(using: str) -> Iterator[None]:
+    """Open one transaction that schema editors can work in, on any backend.
+
+    SQLite's schema editor needs foreign key checks off, which SQLite only
+    allows outside a transaction: they are turned off before it opens.
+    """
+    connection = connections[using]
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic(using=using):
+            yield
+        return
+    connection.disable_constraint_checking()
+    try:
+        with transaction.atomic(using=using):
+            yield
+    finally:
+        connection.enable_constraint_checking()
+
 
 def tenant_schema_editor(
-    connection: BaseDatabaseWrapper, *, atomic: bool = True, collect_sql: bool = False
+    connection: BaseDatabaseWrapper,
+    *,
+    atomic: bool = True,
+    collect_sql: bool = False,
+    prefix: str | None = None,
 ) -> BaseDatabaseSchemaEditor:
     """Return a schema editor for tenant tables on ``connection``."""
     base = connection.SchemaEditorClass
@@ -75,4 +133,6 @@ def tenant_schema_editor(
     if editor_class is None:
         editor_class = type(f"Tenant{base.__name__}", (OnDeleteMixin, base), {})
         _editor_classes[base] = editor_class
-    return editor_class(connection, atomic=atomic, collect_sql=collect_sql)
+    editor = editor_class(connection, atomic=atomic, collect_sql=collect_sql)
+    editor.tenancy_prefix = prefix
+    return editor

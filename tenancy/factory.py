@@ -25,6 +25,7 @@ from django.dispatch.dispatcher import Signal, _make_id
 
 from tenancy import storage
 from tenancy.blueprints import Blueprint, blueprint_for
+from tenancy.ddl import prefixed
 from tenancy.templates import TEMPLATES, TENANT_ATTR
 
 #: Model signals whose receivers connected to a template also serve its tenant classes.
@@ -84,7 +85,7 @@ class TenantModels:
 
     __slots__ = ("__weakref__", "_extras", "apps", "database", "models", "schema")
 
-    def __init__(self, schema: str, database: str, apps: TenantApps) -> None:
+    def __init__(self, schema: str | None, database: str, apps: TenantApps) -> None:
         self.schema = schema
         self.database = database
         self.apps = apps
@@ -112,8 +113,12 @@ class TenantModels:
         self._extras.clear()
 
 
-def build(schema: str, database: str) -> TenantModels:
-    """Build every template's class for the tenant stored under ``schema``."""
+def build(schema: str | None, database: str) -> TenantModels:
+    """Build every template's class for the tenant stored under ``schema``.
+
+    With ``schema=None``, build the classes as the templates declare them
+    (plain table names): the reference from which migration state is taken.
+    """
     labels = {t._meta.app_label for t in TEMPLATES.values()}
     blueprints = [blueprint_for(t) for t in TEMPLATES.values()]
     shared = {m for bp in blueprints for m in bp.shared_targets}
@@ -125,7 +130,8 @@ def build(schema: str, database: str) -> TenantModels:
         for template in _ordered(TEMPLATES.values()):
             bundle.models[template] = _build_class(blueprint_for(template), bundle)
     for template, model in bundle.models.items():
-        _copy_receivers(template, model, bundle)
+        if schema is not None:
+            _copy_receivers(template, model, bundle)
         _record_shared_accessors(model, bundle)
     return bundle
 
@@ -154,9 +160,11 @@ def _build_class(blueprint: Blueprint, bundle: TenantModels) -> type[models.Mode
     meta_attrs["apps"] = bundle.apps
     if blueprint.proxy:
         meta_attrs["proxy"] = True
-    else:
+    elif schema is not None:
         meta_attrs["db_table"] = storage.table_name(schema, blueprint.base_table, using)
-    if not storage.uses_schemas_alias(using):
+    elif blueprint.table_declared:
+        meta_attrs["db_table"] = blueprint.base_table
+    if schema is not None and not storage.uses_schemas_alias(using):
         _prefix_names(meta_attrs, schema)
     attrs: dict[str, Any] = {
         "__module__": template.__module__,
@@ -273,14 +281,8 @@ def _prefix_names(meta_attrs: dict[str, Any], schema: str) -> None:
     has one per schema.
     """
     for key in ("indexes", "constraints"):
-        renamed = []
-        for obj in meta_attrs.get(key, ()):
-            if obj.name and "%(class)s" not in obj.name:
-                obj = obj.clone()
-                obj.name = f"{schema}_{obj.name}"
-            renamed.append(obj)
         if key in meta_attrs:
-            meta_attrs[key] = renamed
+            meta_attrs[key] = [prefixed(obj, schema) for obj in meta_attrs[key]]
 
 
 def _inherit_exceptions(model: type, template: type, bases: tuple[type, ...]) -> None:

@@ -12,36 +12,46 @@ import logging
 
 from django.db import connections, transaction
 
-from tenancy import cache, factory, storage
-from tenancy.ddl import tenant_schema_editor
+from tenancy import cache, factory, migrator, storage
+from tenancy.ddl import ddl_transaction, tenant_schema_editor
 
 logger = logging.getLogger("tenancy.provisioning")
 
 
 def provision(schema: str, using: str) -> bool:
-    """Create the schema (or prefixed tables) and every tenant table.
+    """Create the schema (or prefixed tables) and every tenant table, in one transaction.
 
-    Returns False, doing nothing, if the tenant's storage already exists.
+    Tables of apps with migrations are built from the current migration state
+    (not by replaying history) and the tenant is recorded as fully migrated;
+    tables of apps without migrations are built from the models. Returns
+    False, doing nothing, if the tenant's storage already exists.
     """
     connection = connections[using]
-    models = _models(schema, using)
-    if storage.uses_schemas(connection):
-        with transaction.atomic(using=using), connection.cursor() as cursor:
+    schemas = storage.uses_schemas(connection)
+    with ddl_transaction(using), connection.cursor() as cursor:
+        if schemas:
             # Two provisioners of one schema queue here instead of racing.
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["tenancy:" + schema])
             if storage.schema_exists(schema, using):
                 return False
             cursor.execute(f"CREATE SCHEMA {connection.ops.quote_name(schema)}")
-            with tenant_schema_editor(connection, atomic=False) as editor:
-                for model in models.tables():
+        elif storage.prefixed_tables(schema, using):
+            return False
+        migrated = migrator.migrated_apps()
+        if migrated:
+            migrator.build_schema(schema, using)
+        else:
+            migrator.create_record_table(connection, schema, using)
+        unmigrated = [
+            model
+            for model in _models(schema, using).tables()
+            if model._meta.app_label not in migrated
+        ]
+        if unmigrated:
+            prefix = None if schemas else schema
+            with tenant_schema_editor(connection, atomic=False, prefix=prefix) as editor:
+                for model in unmigrated:
                     editor.create_model(model)
-        return True
-    if storage.prefixed_tables(schema, using):
-        return False
-    # SQLite's schema editor opens its own transaction (DDL is transactional there too).
-    with tenant_schema_editor(connection) as editor:
-        for model in models.tables():
-            editor.create_model(model)
     return True
 
 

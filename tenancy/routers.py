@@ -1,14 +1,34 @@
 """Database routing of tenant classes, installed automatically by the app.
 
-A tenant's classes read and write through the alias that holds its schema,
-and tenant templates never get tables from ``migrate`` on shared databases.
+A tenant's classes read and write through the alias that holds its schema.
+Migrations: ``migrate`` never creates tenant tables in the shared schema,
+and while :mod:`tenancy.migrator` applies migrations to one tenant, only
+the tenant operations run (shared ones were applied by ``migrate``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import models
+
+from tenancy.state import is_tenant_model
+
+#: True while migrations are being applied inside one tenant's storage.
+_tenant_mode: ContextVar[bool] = ContextVar("tenancy_tenant_mode", default=False)
+
+
+@contextmanager
+def tenant_migrations() -> Iterator[None]:
+    """Let only tenant operations run for the duration (see :mod:`tenancy.migrator`)."""
+    token = _tenant_mode.set(True)
+    try:
+        yield
+    finally:
+        _tenant_mode.reset(token)
 
 
 class TenantRouter:
@@ -19,6 +39,15 @@ class TenantRouter:
 
     def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
         return model.__dict__.get("_tenancy_database")
+
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool | None:
+        # A RunPython or RunSQL meant for tenants says so: hints={"tenant": True}.
+        tenant = bool(hints.get("tenant")) or is_tenant_model(hints.get("model"))
+        if _tenant_mode.get():
+            return tenant
+        return False if tenant else None
 
 
 def install(router: Any) -> None:

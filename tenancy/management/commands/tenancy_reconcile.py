@@ -1,0 +1,98 @@
+"""``manage.py tenancy_reconcile``: re-enqueue lifecycle work that nothing will finish.
+
+The periodic task does the same on Celery beat; the command is for a broker
+outage just repaired, a deployment without beat, or an operator who has
+fixed the cause of failures (``--retry-failed``) and wants them retried now.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.serializers.json import DjangoJSONEncoder
+
+from tenancy import get_tenant_model, lifecycle
+from tenancy.models import TenantState
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-enqueue what is stuck: pending tenants, provisioning tenants that no worker "
+        "holds, and drops not done. --retry-failed also retries every failed tenant."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--grace",
+            type=float,
+            metavar="SECONDS",
+            help="spare what changed state in the last SECONDS, as its task is probably "
+            "still queued (default: TENANCY_RECONCILE_GRACE)",
+        )
+        parser.add_argument(
+            "--retry-failed",
+            action="store_true",
+            help="also put every failed tenant back to pending and enqueue its provisioning",
+        )
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="print a JSON object"
+        )
+
+    def handle(
+        self,
+        *args: Any,
+        grace: float | None,
+        retry_failed: bool,
+        as_json: bool,
+        **options: Any,
+    ) -> None:
+        try:
+            report = lifecycle.reconcile(grace=grace)
+        except Exception as exc:
+            # With TENANCY_EAGER the work runs inline, so a failure surfaces here.
+            raise CommandError(
+                f"Reconciling stopped at {type(exc).__name__}: {exc}; "
+                "see `manage.py tenancy_status`."
+            ) from exc
+        retried, errors = _retry_failed() if retry_failed else ([], {})
+        for pk, error in errors.items():
+            self.stderr.write(f"Retrying tenant {pk} failed again: {error}")
+        if as_json:
+            document = {
+                "pending": report.pending,
+                "stuck": report.stuck,
+                "tombstones": report.tombstones,
+                "retried": retried,
+                "retry_errors": {str(pk): error for pk, error in errors.items()},
+            }
+            self.stdout.write(json.dumps(document, cls=DjangoJSONEncoder))
+            return
+        summary = str(report)
+        if retry_failed:
+            summary += f", retried {len(retried)} failed ({len(errors)} failed again)"
+        self.stdout.write(summary)
+        if options["verbosity"] >= 2:
+            for label, ids in [
+                ("pending", report.pending),
+                ("stuck", report.stuck),
+                ("drops (tombstones)", report.tombstones),
+                ("retried", retried),
+            ]:
+                self.stdout.write(f"  {label}: {', '.join(map(str, ids)) or '-'}")
+
+
+def _retry_failed() -> tuple[list[Any], dict[Any, str]]:
+    """Retry every failed tenant; return the ids retried and the errors of those that
+    failed again inline (``TENANCY_EAGER``), going on after a failure."""
+    tenants = get_tenant_model()._default_manager.using(lifecycle.shared_database())
+    retried: list[Any] = []
+    errors: dict[Any, str] = {}
+    for tenant in tenants.filter(state=TenantState.FAILED).order_by("pk"):
+        retried.append(tenant.pk)
+        try:
+            lifecycle.retry(tenant)
+        except Exception as exc:
+            errors[tenant.pk] = f"{type(exc).__name__}: {exc}"
+    return retried, errors

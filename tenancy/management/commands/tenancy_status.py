@@ -1,0 +1,115 @@
+"""``manage.py tenancy_status``: every tenant's lifecycle at a glance.
+
+The first place to look when a tenant is not ready: its state and last
+error are on the row, and the totals show whether a whole fleet is stuck
+(no worker) or one tenant is (its error).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Count, QuerySet
+
+from tenancy import get_tenant_model, lifecycle
+from tenancy.models import AbstractTenant, TenantState, Tombstone
+
+#: Longest last error shown in the table; --json carries it whole.
+ERROR_WIDTH = 60
+COLUMNS = ("key", "schema", "database", "state", "migrations", "last error")
+
+
+def applied_migrations(tenant: AbstractTenant) -> str | None:
+    """Return a summary of the tenant's applied migrations, or None while untracked.
+
+    Per-tenant migrations are not recorded yet; this is the one place to
+    change when they are.
+    """
+    return None
+
+
+class Command(BaseCommand):
+    help = (
+        "List every tenant (key, schema, database, state, applied migrations, last error), "
+        "then the number of tenants in each state and of drops not done yet."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--state",
+            choices=TenantState.values,
+            help="only list tenants in this state (the totals still count every tenant)",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="print a JSON document: tenants, totals and pending_drops",
+        )
+
+    def handle(self, *args: Any, state: str | None, as_json: bool, **options: Any) -> None:
+        shared = lifecycle.shared_database()
+        tenants = get_tenant_model()._default_manager.using(shared).order_by("pk")
+        totals = _totals(tenants)
+        drops = Tombstone.objects.using(shared).filter(done_at__isnull=True).count()
+        rows = [_row(tenant) for tenant in (tenants.filter(state=state) if state else tenants)]
+        if as_json:
+            document = {"tenants": rows, "totals": totals, "pending_drops": drops}
+            self.stdout.write(json.dumps(document, cls=DjangoJSONEncoder, indent=2))
+            return
+        self.stdout.write(_table(rows))
+        total = sum(totals.values())
+        counts = ", ".join(f"{count} {name}" for name, count in totals.items())
+        self.stdout.write(
+            f"{total} tenant{'' if total == 1 else 's'}: {counts}; drops not done: {drops}"
+        )
+
+
+def _totals(tenants: QuerySet[Any]) -> dict[str, int]:
+    """Count tenants per state, every state present (zero included)."""
+    totals = dict.fromkeys(TenantState.values, 0)
+    for row in tenants.order_by().values("state").annotate(count=Count("pk")):
+        totals[row["state"]] = row["count"]
+    return totals
+
+
+def _row(tenant: AbstractTenant) -> dict[str, Any]:
+    return {
+        "pk": tenant.pk,
+        "natural_key": list(tenant.natural_key()),
+        "schema": tenant.db_schema,
+        "database": tenant.database,
+        "state": tenant.state,
+        "state_changed_at": tenant.state_changed_at,
+        "migrations": applied_migrations(tenant),
+        "last_error": tenant.last_error,
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """Lay the rows out in aligned columns under a header."""
+    cells = [[name.upper() for name in COLUMNS]] + [
+        [
+            ", ".join(str(part) for part in row["natural_key"]),
+            row["schema"] or "-",
+            row["database"],
+            row["state"],
+            row["migrations"] or "-",
+            _shorten(row["last_error"]),
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    )
+
+
+def _shorten(error: str) -> str:
+    """Return the error on one line, cut to ``ERROR_WIDTH`` characters."""
+    flat = " ".join(error.split())
+    return flat if len(flat) <= ERROR_WIDTH else flat[: ERROR_WIDTH - 3] + "..."
