@@ -2,7 +2,7 @@
 # is created on first use; `pip install -e` is re-run whenever pyproject.toml
 # is newer than the stamp file of that install.
 #
-#   make demo   run the example project (SQLite + filesystem broker; no services needed)
+#   make demo   run the example project (SQLite, in-process worker on the memory broker; no services)
 #   make test   run the suite on PostgreSQL, then on SQLite; fails if either leg fails
 #   make lint   ruff + mypy
 

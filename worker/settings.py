@@ -68,6 +68,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("WORKER_SQLITE_PATH", str(TMP_DIR / "tenancy-example.sqlite3")),
+            # A worker (thread or process) writes to the same file: wait for its
+            # lock (seconds) instead of failing with "database is locked".
+            "OPTIONS": {"timeout": 30},
         }
     }
 
