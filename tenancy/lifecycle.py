@@ -9,6 +9,7 @@ tables and ``ready`` state commit in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, router, t
 from django.db.models import F
 from django.utils import timezone
 
-from tenancy import conf, get_tenant_model, locks, notify, provisioning, signals, storage
+from tenancy import conf, get_tenant_model, locks, migrator, notify, provisioning, signals, storage
+from tenancy.ddl import ddl_transaction
 from tenancy.models import AbstractTenant, TenantState, Tombstone
 
 logger = logging.getLogger("tenancy.lifecycle")
@@ -93,6 +95,54 @@ def provision_tenant(pk: Any, *, final: bool = True) -> str:
     return "missing"
 
 
+def migrate_tenant(pk: Any, *, final: bool = True) -> str:
+    """Bring tenant ``pk``'s schema to the current migrations; return what happened.
+
+    Returns ``"migrated"``, ``"current"`` (nothing to do: one row read, no
+    migration graph), ``"skipped"`` (not provisioned yet: provisioning builds
+    the current state), ``"missing"`` or ``"busy"``. A failure marks the
+    tenant ``failed`` with the migration and the error (nothing of the
+    failed migration stays applied) and is raised.
+    """
+    model = get_tenant_model()
+    shared = shared_database()
+    tenant = model._default_manager.using(shared).filter(pk=pk).first()
+    if tenant is None:
+        return "missing"
+    if tenant.state in (TenantState.PENDING, TenantState.PROVISIONING):
+        return "skipped"
+    the_plan = migrator.plan()
+    if tenant.state == TenantState.READY and tenant.migrations_digest == the_plan.digest:
+        return "current"
+    with locks.tenant_lock(tenant.db_schema, shared, wait=conf.lock_wait()) as acquired:
+        if not acquired:
+            return "busy"
+        tenant.refresh_from_db()
+        if tenant.state == TenantState.READY and tenant.migrations_digest == the_plan.digest:
+            return "current"
+        if not storage.schema_exists(tenant.db_schema, tenant.database):
+            # Failed before its storage was built: provisioning builds the current state.
+            _set_state(tenant, TenantState.PENDING, tenant.last_error)
+            return provision_tenant(pk, final=final)
+        started = time.monotonic()
+        try:
+            same = tenant.database == shared
+            with ddl_transaction(shared) if same else contextlib.nullcontext():
+                applied = migrator.migrate_schema(tenant.db_schema, tenant.database)
+                _set_state(tenant, TenantState.READY, **_migrated(the_plan))
+        except Exception as exc:
+            _record_failure(tenant, exc, final=final or not is_transient(exc), action="migration")
+            raise
+    logger.info(
+        "migrated tenant %s (schema %s): %d migration(s) in %.1f ms",
+        tenant.natural_key(),
+        tenant.db_schema,
+        len(applied),
+        (time.monotonic() - started) * 1000,
+    )
+    return "migrated"
+
+
 def drop_tombstone(pk: Any) -> str:
     """Drop the schema a tombstone stands for; return ``"dropped"``, ``"kept"``,
     ``"done"`` (nothing left to do) or ``"busy"``."""
@@ -110,7 +160,7 @@ def drop_tombstone(pk: Any) -> str:
         try:
             dropped = _drop_storage_of(tomb)
         except Exception as exc:
-            Tombstone.objects.using(shared).filter(pk=pk).update(last_error=_describe(exc))
+            Tombstone.objects.using(shared).filter(pk=pk).update(last_error=describe(exc))
             raise
         Tombstone.objects.using(shared).filter(pk=pk).update(done_at=timezone.now(), last_error="")
     logger.info("dropped schema %s on %s: %s", tomb.schema, tomb.database, dropped)
@@ -209,13 +259,18 @@ def _name(tenant: AbstractTenant) -> None:
 
 def _build(tenant: AbstractTenant, shared: str) -> bool:
     """Create the storage and mark the tenant ready; return whether the row still exists."""
-    if tenant.database == shared and storage.uses_schemas_alias(shared):
+    done = _migrated(migrator.plan())
+    if tenant.database == shared:
         # One transaction: the schema exists if and only if the tenant is ready.
-        with transaction.atomic(using=shared):
+        with ddl_transaction(shared):
             provisioning.provision(tenant.db_schema, tenant.database)
-            return _set_state(tenant, TenantState.READY)
+            return _set_state(tenant, TenantState.READY, **done)
     provisioning.provision(tenant.db_schema, tenant.database)
-    return _set_state(tenant, TenantState.READY)
+    return _set_state(tenant, TenantState.READY, **done)
+
+
+def _migrated(the_plan: migrator.Plan) -> dict[str, Any]:
+    return {"migrations_digest": the_plan.digest, "migrations_applied": len(the_plan.keys)}
 
 
 def _clear_leftovers(schema: str, database: str) -> None:
@@ -248,7 +303,7 @@ def _owned_by_ready_tenant(tomb: Tombstone) -> bool:
     )
 
 
-def _set_state(tenant: AbstractTenant, state: str, error: str = "") -> bool:
+def _set_state(tenant: AbstractTenant, state: str, error: str = "", **fields: Any) -> bool:
     """Write the tenant's state (and notify waiters at commit); return whether the row exists."""
     shared = shared_database()
     now = timezone.now()
@@ -257,28 +312,35 @@ def _set_state(tenant: AbstractTenant, state: str, error: str = "") -> bool:
             type(tenant)
             ._default_manager.using(shared)
             .filter(pk=tenant.pk)
-            .update(state=state, last_error=error, state_changed_at=now)
+            .update(state=state, last_error=error, state_changed_at=now, **fields)
         )
         notify.send(tenant.db_schema or "", shared)
     tenant.state, tenant.last_error, tenant.state_changed_at = state, error, now
+    for name, value in fields.items():
+        setattr(tenant, name, value)
     return bool(updated)
 
 
-def _record_failure(tenant: AbstractTenant, exc: BaseException, *, final: bool) -> None:
-    error = _describe(exc)
-    state = TenantState.FAILED if final else TenantState.PROVISIONING
+def _record_failure(
+    tenant: AbstractTenant, exc: BaseException, *, final: bool, action: str = "provisioning"
+) -> None:
+    error = describe(exc)
+    # A failed migration left the schema as it was: until the retry it stays usable.
+    retry_state = TenantState.READY if action == "migration" else TenantState.PROVISIONING
+    state = TenantState.FAILED if final else retry_state
     try:
         _set_state(tenant, state, error)
     except DatabaseError:
         logger.warning("could not record the failure of %s: the database is unreachable", tenant)
         return
     log = logger.error if final else logger.warning
-    log("provisioning %s failed%s: %s", tenant.db_schema, "" if final else " (will retry)", error)
-    if final:
+    log("%s of %s failed%s: %s", action, tenant.db_schema, "" if final else " (will retry)", error)
+    if final and action == "provisioning":
         _send_robust(signals.provisioning_failed, sender=type(tenant), tenant=tenant, error=error)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """Return the one-line form of an error kept on a tenant or tombstone."""
     return f"{type(exc).__name__}: {exc}".strip()[:2000]
 
 

@@ -18,7 +18,7 @@ from django.db import DatabaseError, connections
 #: First key of the library's two-key advisory locks ("tenancy" on a phone pad).
 LOCK_NAMESPACE = 8362629
 
-_local_locks: dict[str, threading.Lock] = {}
+_local_locks: dict[str, threading.RLock] = {}
 _local_guard = threading.Lock()
 
 
@@ -55,7 +55,7 @@ def _try_acquire(schema: str, using: str) -> bool:
     connection = connections[using]
     if connection.vendor != "postgresql":
         with _local_guard:
-            lock = _local_locks.setdefault(schema, threading.Lock())
+            lock = _local_locks.setdefault(schema, threading.RLock())
         return lock.acquire(blocking=False)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_NAMESPACE, schema])

@@ -60,6 +60,10 @@ class AbstractTenant(models.Model):
     )
     last_error = models.TextField(blank=True, default="", editable=False)
     state_changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    #: Fingerprint of the tenant-model migrations the schema is at; equal to
+    #: ``tenancy.migrator.plan().digest`` when the tenant is current.
+    migrations_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
+    migrations_applied = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         abstract = True
@@ -79,6 +83,12 @@ class AbstractTenant(models.Model):
     def derive_schema(self) -> str:
         """Return the schema name this tenant's natural key gives (see tenancy.naming)."""
         return schema_name_for(self.natural_key(), conf.schema_prefix())
+
+    def clean(self) -> None:
+        """Refuse a natural key that cannot name a schema (forms, admin, full_clean())."""
+        super().clean()
+        if not self.db_schema:
+            self.derive_schema()
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding and not self.db_schema:

@@ -47,6 +47,26 @@ def drop_tenant(self: Task, tombstone_pk: Any) -> str:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
+@shared_task(name="tenancy.migrate_tenant", **TASK_OPTIONS)
+def migrate_tenant(self: Task, pk: Any) -> str:
+    """Apply the missing migrations to one tenant's schema."""
+    final = self.request.retries >= conf.max_retries()
+    try:
+        return lifecycle.migrate_tenant(pk, final=final)
+    except Exception as exc:
+        if final or not lifecycle.is_transient(exc):
+            raise
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(name="tenancy.migrate_all", **TASK_OPTIONS)
+def migrate_all(self: Task) -> int:
+    """Send one migrate task per tenant that is not current; return how many."""
+    from tenancy import rollout
+
+    return rollout.enqueue_all()
+
+
 @shared_task(name="tenancy.reconcile", **TASK_OPTIONS)
 def reconcile(self: Task, grace: float | None = None) -> str:
     """Re-enqueue stuck work; meant for Celery beat (see the docs)."""
@@ -57,6 +77,7 @@ def reconcile(self: Task, grace: float | None = None) -> str:
 _INLINE = {
     "tenancy.provision_tenant": lifecycle.provision_tenant,
     "tenancy.drop_tenant": lifecycle.drop_tombstone,
+    "tenancy.migrate_tenant": lifecycle.migrate_tenant,
     "tenancy.reconcile": lifecycle.reconcile,
 }
 

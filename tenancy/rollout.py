@@ -1,0 +1,159 @@
+"""Migrate every tenant: fan out over the workers, bounded, and collect every outcome.
+
+Used by ``manage.py tenancy_migrate`` and the ``tenancy.migrate_all`` task.
+Finding the tenants to migrate is one query (each tenant row carries the
+digest of its applied migrations), so a re-run after a partial failure
+resumes where it stopped and current tenants cost nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from tenancy import get_tenant_model, lifecycle, migrator, notify, tasks
+from tenancy.models import TenantState
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one tenant."""
+
+    pk: Any
+    name: str
+    schema: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    """Every tenant's outcome, in the order they finished."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    enqueued: int = 0
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def succeeded(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.ok]
+
+
+#: Called after each tenant finishes: ``progress(outcome, done, total)``.
+ProgressCallback = Callable[[Outcome, int, int], None]
+
+
+def outdated() -> QuerySet[Any]:
+    """Return the tenants that are not at the current migrations (ready or failed)."""
+    digest = migrator.plan().digest
+    tenants = get_tenant_model()._default_manager.using(lifecycle.shared_database())
+    return tenants.filter(
+        Q(state=TenantState.READY, ~Q(migrations_digest=digest)) | Q(state=TenantState.FAILED)
+    ).order_by("pk")
+
+
+def enqueue_all() -> int:
+    """Send one migrate task per outdated tenant, without waiting; return how many."""
+    pks = list(outdated().values_list("pk", flat=True))
+    for pk in pks:
+        tasks.dispatch(tasks.migrate_tenant, pk)
+    return len(pks)
+
+
+def run_inline(progress: ProgressCallback | None = None) -> Report:
+    """Migrate every outdated tenant in this process, one after another."""
+    report = Report()
+    seen: set[Any] = set()
+    while batch := [t for t in outdated() if t.pk not in seen]:
+        for tenant in batch:
+            seen.add(tenant.pk)
+            try:
+                result = lifecycle.migrate_tenant(tenant.pk)
+                outcome = _outcome(tenant, ok=result != "busy", detail=result)
+            except Exception as exc:
+                outcome = _outcome(tenant, ok=False, detail=lifecycle.describe(exc))
+            report.outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome, len(report.outcomes), len(seen))
+    return report
+
+
+def run(
+    *,
+    concurrency: int = 8,
+    progress: ProgressCallback | None = None,
+    timeout: float | None = None,
+    poll: float = 0.5,
+) -> Report:
+    """Migrate every outdated tenant through the workers and wait for all of them.
+
+    At most ``concurrency`` tenants are in flight at once, so a fleet never
+    floods the database with DDL. Tenants that become ready at an old state
+    while this runs (provisioned by an older worker) are picked up too.
+    """
+    digest = migrator.plan().digest
+    manager = get_tenant_model()._default_manager.using(lifecycle.shared_database())
+    report = Report()
+    queue: deque[Any] = deque()
+    flight: dict[Any, Any] = {}  # pk -> state_changed_at when sent
+    seen: set[Any] = set()
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def refill() -> None:
+        for tenant in outdated():
+            if tenant.pk not in seen:
+                seen.add(tenant.pk)
+                queue.append(tenant)
+
+    refill()
+    while queue or flight:
+        while queue and len(flight) < concurrency:
+            tenant = queue.popleft()
+            if tasks.dispatch(tasks.migrate_tenant, tenant.pk):
+                flight[tenant.pk] = tenant.state_changed_at
+                report.enqueued += 1
+            else:
+                _finish(report, _outcome(tenant, False, "could not enqueue"), progress, seen)
+        notify.wait(lambda: False, manager.db, poll, poll)
+        for tenant in manager.filter(pk__in=list(flight)):
+            sent = flight[tenant.pk]
+            if tenant.state == TenantState.READY and tenant.migrations_digest == digest:
+                outcome = _outcome(tenant, True, "migrated")
+            elif tenant.state == TenantState.FAILED and tenant.state_changed_at != sent:
+                outcome = _outcome(tenant, False, tenant.last_error)
+            else:
+                continue
+            del flight[tenant.pk]
+            _finish(report, outcome, progress, seen)
+        gone = set(flight) - set(manager.filter(pk__in=list(flight)).values_list("pk", flat=True))
+        for pk in gone:
+            del flight[pk]
+        if not queue and not flight:
+            refill()
+        if deadline is not None and time.monotonic() > deadline:
+            for pk in flight:
+                _finish(report, Outcome(pk, str(pk), "", False, "timed out"), progress, seen)
+            break
+    return report
+
+
+def _finish(
+    report: Report, outcome: Outcome, progress: ProgressCallback | None, seen: set[Any]
+) -> None:
+    report.outcomes.append(outcome)
+    if progress is not None:
+        progress(outcome, len(report.outcomes), len(seen))
+
+
+def _outcome(tenant: Any, ok: bool, detail: str) -> Outcome:
+    key = tenant.natural_key()
+    name = str(key[0]) if len(key) == 1 else str(key)
+    return Outcome(tenant.pk, name, tenant.db_schema or "", ok, detail)
