@@ -56,7 +56,7 @@ def outdated() -> QuerySet[Any]:
     digest = migrator.plan().digest
     tenants = get_tenant_model()._default_manager.using(lifecycle.shared_database())
     return tenants.filter(
-        Q(state=TenantState.READY, ~Q(migrations_digest=digest)) | Q(state=TenantState.FAILED)
+        (Q(state=TenantState.READY) & ~Q(migrations_digest=digest)) | Q(state=TenantState.FAILED)
     ).order_by("pk")
 
 
