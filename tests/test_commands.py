@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from tenancy import provisioning, storage
+from tenancy import migrator, provisioning, storage
 from tenancy.models import TenantState, Tombstone
 from tests.conftest import drop_all_tenant_storage
 from tests.testapp.models import Customer
@@ -120,13 +120,17 @@ def fail(tenant, error: str) -> None:
 
 def test_status_lists_every_tenant_and_the_totals_per_state(make_tenant):
     make_tenant("alpha"), fail(make_tenant("beta"), "RuntimeError: disk full")
+    make_tenant("gamma")
+    Customer.objects.filter(name="gamma").update(migrations_digest="old")
+    applied = str(migrator.plan().keys.__len__())
     lines = run("tenancy_status").splitlines()
     assert lines[0].split() == ["KEY", "SCHEMA", "DATABASE", "STATE", "MIGRATIONS", "LAST", "ERROR"]
-    assert lines[1].split() == ["alpha", "tenant_alpha", "default", "ready", "-"]
-    assert lines[2].split()[:5] == ["beta", "tenant_beta", "default", "failed", "-"]
+    assert lines[1].split() == ["alpha", "tenant_alpha", "default", "ready", applied]
+    assert lines[2].split()[:5] == ["beta", "tenant_beta", "default", "failed", applied]
+    assert lines[3].split() == ["gamma", "tenant_gamma", "default", "ready", applied, "(behind)"]
     assert lines[2].endswith("RuntimeError: disk full")
     assert lines[-1] == (
-        "2 tenants: 0 pending, 0 provisioning, 1 ready, 1 failed; drops not done: 0"
+        "3 tenants: 0 pending, 0 provisioning, 2 ready, 1 failed; drops not done: 0"
     )
 
 
@@ -156,7 +160,7 @@ def test_status_prints_a_json_document_with_a_failed_tenants_whole_error(make_te
     assert [t["natural_key"] for t in document["tenants"]] == [["alpha"], ["beta"]]
     beta = document["tenants"][1]
     assert beta["state"] == "failed" and beta["last_error"] == "RuntimeError: " + "y" * 100
-    assert beta["migrations"] is None
+    assert beta["migrations"] == str(len(migrator.plan().keys))
     assert document["totals"] == {"pending": 0, "provisioning": 0, "ready": 1, "failed": 1}
     assert document["pending_drops"] == 0
 

@@ -81,7 +81,16 @@ class RedisServer:
 class Worker:
     """A ``celery worker`` process (with its pool children) on the test database."""
 
-    def __init__(self, broker_url: str, queue: str, *, concurrency: int = 2, **env: str) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        queue: str,
+        *,
+        concurrency: int = 2,
+        app: str = "tests.celery_app",
+        **env: str,
+    ) -> None:
+        self.app = app
         self.broker_url = broker_url
         self.queue = queue
         self.concurrency = concurrency
@@ -102,7 +111,7 @@ class Worker:
             **self.env,
         }
         command = [
-            sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+            sys.executable, "-m", "celery", "-A", self.app, "worker",
             "--loglevel=INFO", f"--concurrency={self.concurrency}", "--pool=prefork",
             "-Q", self.queue, "-n", f"{self.queue}-{os.getpid()}-{id(self)}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",

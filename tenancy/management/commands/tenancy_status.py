@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, QuerySet
 
-from tenancy import get_tenant_model, lifecycle
+from tenancy import get_tenant_model, lifecycle, migrator
 from tenancy.models import AbstractTenant, TenantState, Tombstone
 
 #: Longest last error shown in the table; --json carries it whole.
@@ -23,12 +23,15 @@ COLUMNS = ("key", "schema", "database", "state", "migrations", "last error")
 
 
 def applied_migrations(tenant: AbstractTenant) -> str | None:
-    """Return a summary of the tenant's applied migrations, or None while untracked.
+    """Return the tenant's applied migrations as ``N`` (current) or ``N (behind)``.
 
-    Per-tenant migrations are not recorded yet; this is the one place to
-    change when they are.
+    Read from the tenant row (one query for the fleet), not from each schema.
     """
-    return None
+    if not tenant.migrations_digest:
+        return None
+    if tenant.migrations_digest == migrator.plan().digest:
+        return str(tenant.migrations_applied)
+    return f"{tenant.migrations_applied} (behind)"
 
 
 class Command(BaseCommand):

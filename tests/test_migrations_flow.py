@@ -1,0 +1,261 @@
+"""Tenant migrations end to end, with Django's own commands run as a user would.
+
+A small project (tests/migrations_project) changes its tenant models in
+stages; each step runs ``makemigrations``, ``migrate``, ``createtenant`` and
+``tenancy_migrate`` in a subprocess, on PostgreSQL through a real worker and
+on SQLite in eager mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from tests.settings import BACKEND
+from tests.workers import ROOT, Worker
+
+DATA_MIGRATION = """
+from django.db import migrations
+
+
+def forwards(apps, schema_editor):
+    Note = apps.get_model("shop", "Note")
+    Label = apps.get_model("shop", "Label")
+    Note.objects.update(priority=7)
+    Label.objects.create(text="migrated")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "{previous}")]
+    operations = [
+        migrations.RunPython(forwards, migrations.RunPython.noop, hints={{"tenant": True}}),
+    ]
+"""
+
+
+class Shop:
+    """The staged project: its database, migrations package and commands."""
+
+    def __init__(self, backend: str, workdir: Path, broker_url: str | None) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.package = f"shop_migrations_{os.getpid()}_{backend}"
+        (workdir / self.package).mkdir()
+        (workdir / self.package / "__init__.py").write_text("")
+        self.stage = 1
+        self.db_name = f"tenancy_shop_{os.getpid()}"
+        self.sqlite_path = str(workdir / "shop.sqlite3")
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}",
+            "DJANGO_SETTINGS_MODULE": "tests.migrations_project.settings",
+            "SHOP_MIGRATIONS_MODULE": self.package,
+            "SHOP_DATABASE": backend,
+            "SHOP_PG_NAME": self.db_name,
+            "SHOP_SQLITE_PATH": self.sqlite_path,
+            "TENANCY_EAGER": "1" if broker_url is None else "0",
+            "TENANCY_CELERY_QUEUE": f"shop-{os.getpid()}",
+        }
+        if broker_url is not None:
+            self.env["CELERY_BROKER_URL"] = broker_url
+        self.worker: Worker | None = None
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "SHOP_STAGE": str(self.stage)}
+        result = subprocess.run(
+            [sys.executable, "-m", "django", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def migrations(self) -> list[str]:
+        return sorted(p.stem for p in (self.workdir / self.package).glob("0*.py"))
+
+    def start_worker(self) -> None:
+        """(Re)start the worker with the current stage's code, as a deploy would."""
+        if self.worker is not None:
+            self.worker.stop()
+        self.worker = Worker(
+            self.env["CELERY_BROKER_URL"],
+            self.env["TENANCY_CELERY_QUEUE"],
+            concurrency=2,
+            app="tests.migrations_project.celery_app",
+            DJANGO_SETTINGS_MODULE="tests.migrations_project.settings",
+            SHOP_STAGE=str(self.stage),
+            **{k: v for k, v in self.env.items() if k.startswith("SHOP_")},
+            PYTHONPATH=self.env["PYTHONPATH"],
+        ).start()
+
+    # -- looking inside the database --
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                return conn.execute(sql.replace("%s", "?"), params).fetchall()
+        conn = psycopg2.connect(dbname=self.db_name, user="postgres", host="127.0.0.1")
+        try:
+            with conn, conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            conn.close()
+
+    def table(self, schema: str, name: str) -> str:
+        if self.backend == "sqlite":
+            return f'"{schema}__{name}"'
+        return f'"{schema}"."{name}"'
+
+    def columns(self, schema: str, table: str) -> set[str]:
+        if self.backend == "sqlite":
+            rows = self.query(f"PRAGMA table_info({self.table(schema, table)})")
+            return {row[1] for row in rows}
+        rows = self.query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s",
+            (schema, table),
+        )
+        return {row[0] for row in rows}
+
+    def shared_tables(self) -> set[str]:
+        if self.backend == "sqlite":
+            rows = self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {r[0] for r in rows if "__" not in r[0]}
+        rows = self.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {r[0] for r in rows}
+
+    def has_constraint(self, schema: str, name: str) -> bool:
+        if self.backend == "sqlite":
+            rows = self.query(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = %s", (f"{schema}__shop_note",)
+            )
+            return any(name in (row[0] or "") for row in rows)
+        rows = self.query(
+            "SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = %s AND c.conname = %s",
+            (schema, name),
+        )
+        return bool(rows)
+
+
+@pytest.fixture
+def shop_postgresql(broker, django_db_setup) -> Iterator[Shop]:
+    admin = psycopg2.connect(dbname="postgres", user="postgres", host="127.0.0.1")
+    admin.autocommit = True
+    with tempfile.TemporaryDirectory() as workdir:
+        shop = Shop("postgresql", Path(workdir), broker.url)
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{shop.db_name}"')
+            cursor.execute(f'CREATE DATABASE "{shop.db_name}"')
+        try:
+            yield shop
+        finally:
+            if shop.worker is not None:
+                shop.worker.stop()
+            with admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{shop.db_name}" WITH (FORCE)')
+            admin.close()
+
+
+@pytest.fixture
+def shop_sqlite() -> Iterator[Shop]:
+    with tempfile.TemporaryDirectory() as workdir:
+        yield Shop("sqlite", Path(workdir), None)
+
+
+def _migration_flow(shop: Shop) -> None:
+    """Add a field and a model, a data migration, then a constraint one tenant violates."""
+    # Stage 1: the initial models, migrated, and three tenants with data.
+    shop.run("makemigrations", "shop")
+    shop.run("migrate")
+    if shop.backend == "postgresql":
+        shop.start_worker()
+    for name in ("alpha", "beta", "gamma"):
+        shop.run("createtenant", f"name={name}", "--wait", "60")
+    for schema in ("tenant_alpha", "tenant_beta", "tenant_gamma"):
+        shop.query(f"INSERT INTO {shop.table(schema, 'shop_note')} (title) VALUES ('first')")
+    # gamma's data will violate stage 3's unique constraint.
+    shop.query(f"INSERT INTO {shop.table('tenant_gamma', 'shop_note')} (title) VALUES ('first')")
+    assert "shop_note" not in shop.shared_tables()
+
+    # Stage 2: a new field, a new model, and a data migration.
+    shop.stage = 2
+    out = shop.run("makemigrations", "shop").stdout
+    assert "Add field priority to note" in out and "Create model Label" in out
+    previous = shop.migrations()[-1]
+    (shop.workdir / shop.package / "0003_mark_notes.py").write_text(
+        textwrap.dedent(DATA_MIGRATION.format(previous=previous))
+    )
+    shop.run("migrate")
+    assert "shop_label" not in shop.shared_tables()
+    if shop.worker is not None:
+        shop.start_worker()  # the deploy restarts the workers with the new code
+    result = shop.run("tenancy_migrate", "--concurrency", "2")
+    assert "3 tenant(s) migrated, 0 failed" in result.stdout
+    for schema in ("tenant_alpha", "tenant_beta", "tenant_gamma"):
+        assert "priority" in shop.columns(schema, "shop_note")
+        assert {"id", "note_id", "text"} <= shop.columns(schema, "shop_label")
+        titles = shop.query(f"SELECT title, priority FROM {shop.table(schema, 'shop_note')}")
+        assert {row[0] for row in titles} == {"first"}  # the data survived
+        assert {row[1] for row in titles} == {7}
+        labels = shop.query(f"SELECT text FROM {shop.table(schema, 'shop_label')}")
+        assert labels == [("migrated",)]  # the RunPython ran once in each tenant
+    assert "shop_note" not in shop.shared_tables() and "shop_label" not in shop.shared_tables()
+
+    # A tenant created now is built from the current state, not from history.
+    shop.run("createtenant", "name=delta", "--wait", "60")
+    assert "priority" in shop.columns("tenant_delta", "shop_note")
+    assert shop.query(f"SELECT text FROM {shop.table('tenant_delta', 'shop_label')}") == []
+    recorded = shop.query(f"SELECT name FROM {shop.table('tenant_delta', 'tenancy_migrations')}")
+    assert sorted(r[0] for r in recorded) == shop.migrations()
+    again = shop.run("tenancy_migrate")
+    assert "0 tenant(s) migrated, 0 failed" in again.stdout  # a no-op re-run
+
+    # Stage 3: a unique constraint that gamma's data violates.
+    shop.stage = 3
+    shop.run("makemigrations", "shop")
+    shop.run("migrate")
+    if shop.worker is not None:
+        shop.start_worker()
+    failed = shop.run("tenancy_migrate", check=False)
+    assert failed.returncode != 0
+    assert "gamma (tenant_gamma)" in failed.stderr and "IntegrityError" in failed.stderr
+    assert "3 tenant(s) migrated, 1 failed" in failed.stdout
+    for schema in ("tenant_alpha", "tenant_beta", "tenant_delta"):
+        assert shop.has_constraint(schema, "note_title_unique")
+    assert not shop.has_constraint("tenant_gamma", "note_title_unique")
+    status = shop.run("tenancy_status").stdout
+    assert "failed" in status and "gamma" in status
+
+    # Fix gamma's data; the re-run completes it and skips the others.
+    shop.query(
+        f"DELETE FROM {shop.table('tenant_gamma', 'shop_note')} WHERE id = "
+        f"(SELECT max(id) FROM {shop.table('tenant_gamma', 'shop_note')})"
+    )
+    fixed = shop.run("tenancy_migrate")
+    assert "1 tenant(s) migrated, 0 failed" in fixed.stdout
+    assert shop.has_constraint("tenant_gamma", "note_title_unique")
+
+
+@pytest.mark.postgresql
+def test_tenant_migrations_on_postgresql_through_a_worker(shop_postgresql):
+    _migration_flow(shop_postgresql)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="runs in the SQLite leg of the suite")
+def test_tenant_migrations_on_sqlite_in_eager_mode(shop_sqlite):
+    _migration_flow(shop_sqlite)
