@@ -59,3 +59,43 @@ def test_wait_until_ready_times_out_with_a_hint(make_tenant):
     Customer.objects.filter(pk=tenant.pk).update(state=TenantState.PENDING)
     with pytest.raises(TenantNotReady, match="worker"):
         tenant.wait_until_ready(timeout=0.1)
+
+
+def test_a_failing_provisioned_receiver_cannot_undo_a_ready_tenant(make_tenant, caplog):
+    from tenancy.signals import tenant_provisioned
+
+    def explode(sender, tenant, **kwargs):
+        raise RuntimeError("welcome e-mail server down")
+
+    tenant_provisioned.connect(explode)
+    try:
+        tenant = make_tenant("welcomed")
+    finally:
+        tenant_provisioned.disconnect(explode)
+    assert tenant.state == TenantState.READY
+    assert storage.schema_exists(tenant.db_schema, tenant.database)
+    assert "welcome e-mail server down" in caplog.text
+
+
+def test_lifecycle_signals_carry_the_tenant(make_tenant):
+    from tenancy.signals import tenant_dropped, tenant_provisioned
+
+    seen = []
+
+    def provisioned(sender, tenant, **kwargs):
+        seen.append(("provisioned", sender, tenant.db_schema))
+
+    def dropped(sender, schema, database, **kwargs):
+        seen.append(("dropped", sender, schema))
+
+    tenant_provisioned.connect(provisioned)
+    tenant_dropped.connect(dropped)
+    try:
+        make_tenant("signalled").delete()
+    finally:
+        tenant_provisioned.disconnect(provisioned)
+        tenant_dropped.disconnect(dropped)
+    assert seen == [
+        ("provisioned", Customer, "tenant_signalled"),
+        ("dropped", Customer, "tenant_signalled"),
+    ]
