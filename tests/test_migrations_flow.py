@@ -38,8 +38,15 @@ class Migration(migrations.Migration):
     dependencies = [("shop", "{previous}")]
     operations = [
         migrations.RunPython(forwards, migrations.RunPython.noop, hints={{"tenant": True}}),
+        {extra}
     ]
 """
+
+# RunSQL names tables as they are in the tenant's schema: PostgreSQL only.
+RUN_SQL = (
+    "migrations.RunSQL(\"INSERT INTO shop_label (text) VALUES ('sql')\", "
+    'hints={"tenant": True}),'
+)
 
 
 class Shop:
