@@ -87,3 +87,9 @@ def lock_wait() -> float:
     """Return ``TENANCY_LOCK_WAIT``: seconds a task waits for another holder of the
     tenant's lock before leaving the tenant to it (10)."""
     return float(getattr(settings, "TENANCY_LOCK_WAIT", 10.0))
+
+
+def pool_size() -> int:
+    """Return ``TENANCY_POOL_SIZE``: schemas kept built ahead of signups per database
+    (PostgreSQL only; default 0, no pool)."""
+    return int(getattr(settings, "TENANCY_POOL_SIZE", 0))

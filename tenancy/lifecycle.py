@@ -20,7 +20,17 @@ from django.db import DatabaseError, InterfaceError, OperationalError, router, t
 from django.db.models import F
 from django.utils import timezone
 
-from tenancy import conf, get_tenant_model, locks, migrator, notify, provisioning, signals, storage
+from tenancy import (
+    conf,
+    get_tenant_model,
+    locks,
+    migrator,
+    notify,
+    pool,
+    provisioning,
+    signals,
+    storage,
+)
 from tenancy.ddl import ddl_transaction
 from tenancy.models import AbstractTenant, TenantState, Tombstone
 
@@ -260,13 +270,20 @@ def _name(tenant: AbstractTenant) -> None:
 def _build(tenant: AbstractTenant, shared: str) -> bool:
     """Create the storage and mark the tenant ready; return whether the row still exists."""
     done = _migrated(migrator.plan())
-    if tenant.database == shared:
-        # One transaction: the schema exists if and only if the tenant is ready.
-        with ddl_transaction(shared):
+    if tenant.database != shared:
+        provisioning.provision(tenant.db_schema, tenant.database)
+        return _set_state(tenant, TenantState.READY, **done)
+    # One transaction: the schema exists if and only if the tenant is ready.
+    with ddl_transaction(shared):
+        claimed = pool.claim(tenant.db_schema, tenant.database)
+        if not claimed:
             provisioning.provision(tenant.db_schema, tenant.database)
-            return _set_state(tenant, TenantState.READY, **done)
-    provisioning.provision(tenant.db_schema, tenant.database)
-    return _set_state(tenant, TenantState.READY, **done)
+        exists = _set_state(tenant, TenantState.READY, **done)
+    if pool.enabled(tenant.database):
+        from tenancy import tasks
+
+        tasks.dispatch(tasks.refill_pool, tenant.database)
+    return exists
 
 
 def _migrated(the_plan: migrator.Plan) -> dict[str, Any]:

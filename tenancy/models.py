@@ -210,3 +210,24 @@ class Tombstone(models.Model):
     def __str__(self) -> str:
         state = "dropped" if self.done_at else "pending drop"
         return f"{self.schema} on {self.database} ({state})"
+
+
+class PoolSchema(models.Model):
+    """A schema built ahead of time, at the current migrations, waiting for a signup.
+
+    Provisioning renames one to the new tenant's schema in one short
+    transaction (see :mod:`tenancy.pool`); its name never looks like a tenant's.
+    """
+
+    name = models.CharField(max_length=63, unique=True)
+    database = models.CharField(max_length=100, db_index=True)
+    #: The migration plan digest the schema was built at; stale ones are never handed out.
+    digest = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = "pooled schema"
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.database}"

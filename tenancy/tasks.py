@@ -17,7 +17,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import transaction
 
-from tenancy import conf, lifecycle
+from tenancy import conf, lifecycle, pool
 
 logger = logging.getLogger("tenancy.tasks")
 
@@ -67,6 +67,12 @@ def migrate_all(self: Task) -> int:
     return rollout.enqueue_all()
 
 
+@shared_task(name="tenancy.refill_pool", **TASK_OPTIONS)
+def refill_pool(self: Task, database: str = "default") -> int:
+    """Build pooled schemas up to ``TENANCY_POOL_SIZE`` on ``database``."""
+    return pool.refill(database)
+
+
 @shared_task(name="tenancy.reconcile", **TASK_OPTIONS)
 def reconcile(self: Task, grace: float | None = None) -> str:
     """Re-enqueue stuck work; meant for Celery beat (see the docs)."""
@@ -79,6 +85,7 @@ _INLINE = {
     "tenancy.drop_tenant": lifecycle.drop_tombstone,
     "tenancy.migrate_tenant": lifecycle.migrate_tenant,
     "tenancy.reconcile": lifecycle.reconcile,
+    "tenancy.refill_pool": pool.refill,
 }
 
 

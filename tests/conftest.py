@@ -46,7 +46,10 @@ def drop_all_tenant_storage() -> None:
     """
     if storage.uses_schemas(connection):
         with connection.cursor() as cursor:
-            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%%'")
+            cursor.execute(
+                "SELECT nspname FROM pg_namespace "
+                "WHERE nspname LIKE 'tenant%%' OR nspname LIKE 'tenancy_pool_%%'"
+            )
             schemas = [row[0] for row in cursor.fetchall()]
     else:
         with connection.cursor() as cursor:

@@ -44,8 +44,7 @@ class Migration(migrations.Migration):
 
 # RunSQL names tables as they are in the tenant's schema: PostgreSQL only.
 RUN_SQL = (
-    "migrations.RunSQL(\"INSERT INTO shop_label (text) VALUES ('sql')\", "
-    'hints={"tenant": True}),'
+    'migrations.RunSQL("INSERT INTO shop_label (text) VALUES (\'sql\')", hints={"tenant": True}),'
 )
 
 

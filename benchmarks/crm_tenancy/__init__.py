@@ -1,0 +1,1 @@
+"""The "crm" workload as django-tenancy tenant model templates (``TenantModel``)."""

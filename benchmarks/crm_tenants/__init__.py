@@ -1,0 +1,1 @@
+"""The "crm" workload as a django-tenants TENANT_APPS app (plain Django models)."""

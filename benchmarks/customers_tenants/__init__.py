@@ -1,0 +1,1 @@
+"""The shared app of the django-tenants build: ``Client`` (TenantMixin) and ``Domain``."""

@@ -1,0 +1,1 @@
+"""The tenant model of the django-tenancy build: ``Org``."""

@@ -1,0 +1,22 @@
+"""django-tenancy: ``Org`` tenants, the crm templates, the lifecycle on Celery (Redis)."""
+
+import os
+
+from benchmarks.settings.common import *  # noqa: F403
+from benchmarks.settings.common import CRM_MIGRATIONS, DATABASE
+
+DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **DATABASE}}
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "tenancy",
+    "benchmarks.orgs_tenancy",
+    "benchmarks.crm_tenancy",
+]
+MIGRATION_MODULES = {"crm": CRM_MIGRATIONS or "benchmarks.crm_tenancy.migrations"}
+
+TENANCY_TENANT_MODEL = "orgs.Org"
+TENANCY_CELERY_QUEUE = os.environ.get("BENCH_QUEUE") or None
+TENANCY_MODEL_CACHE_SIZE = int(os.environ.get("BENCH_CACHE_SIZE", "1000"))
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
