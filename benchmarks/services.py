@@ -200,11 +200,15 @@ def collect(process: subprocess.Popen[str], timeout: float = 3600) -> dict[str, 
 
 
 class Worker:
-    """A ``celery worker`` process with ``concurrency`` prefork children, on one queue."""
+    """A ``celery worker`` process with ``concurrency`` prefork children.
 
-    def __init__(self, env: Environment, queue: str, *, concurrency: int = 2) -> None:
+    It consumes the queue named by the environment's ``BENCH_QUEUE`` (the queue
+    the library's processes of that environment send their tasks to).
+    """
+
+    def __init__(self, env: Environment, *, concurrency: int = 2) -> None:
         self.env = env
-        self.queue = queue
+        self.queue = env.vars["BENCH_QUEUE"]
         self.concurrency = concurrency
         self.log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
@@ -216,7 +220,7 @@ class Worker:
             "-Q", self.queue, "-n", f"{self.queue}-{id(self)}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
-        env = self.env.with_(BENCH_QUEUE=self.queue).full()
+        env = self.env.full()
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -46,6 +46,13 @@ class OnDeleteMixin:
     #: On prefix backends, the tenant's prefix for index and constraint names
     #: (SQLite has one namespace of index names per database).
     tenancy_prefix: str | None = None
+    #: When a list, every statement executed is appended to it (compiled migrations).
+    tenancy_recording: list[tuple[str, Any]] | None = None
+
+    def execute(self, sql: Any, params: Any = ()) -> None:
+        super().execute(sql, params)  # type: ignore[misc]
+        if self.tenancy_recording is not None:
+            self.tenancy_recording.append((str(sql), params))
 
     def column_sql(self, model: Any, field: models.Field, include_default: bool = False) -> Any:
         self._tenancy_field = field

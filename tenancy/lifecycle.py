@@ -153,6 +153,22 @@ def migrate_tenant(pk: Any, *, final: bool = True) -> str:
     return "migrated"
 
 
+def migrate_tenants(pks: list[Any]) -> dict[Any, str]:
+    """Migrate several tenants one after another (each in its own transaction).
+
+    A failing tenant keeps its error on its row and the others go on;
+    returns each tenant's result (``"error"`` for a failure).
+    """
+    results: dict[Any, str] = {}
+    for pk in pks:
+        try:
+            results[pk] = migrate_tenant(pk)
+        except Exception:
+            logger.exception("migrating tenant %r failed", pk)
+            results[pk] = "error"
+    return results
+
+
 def drop_tombstone(pk: Any) -> str:
     """Drop the schema a tombstone stands for; return ``"dropped"``, ``"kept"``,
     ``"done"`` (nothing left to do) or ``"busy"``."""

@@ -22,11 +22,13 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
+from django.db.migrations.operations import RunPython
 from django.db.migrations.state import ModelState, ProjectState
 
 from tenancy import storage
@@ -61,6 +63,25 @@ class Plan:
     keys: list[Key]
     _states: dict[Key | None, ProjectState] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: SQL recorded while migrating one tenant, replayed on the others (PostgreSQL):
+    #: keyed by the tuple of migrations applied, one list of statements per migration.
+    compiled: dict[tuple[Key, ...], list[tuple[Key, list[tuple[str, Any]]]]] = field(
+        default_factory=dict
+    )
+
+    def compilable(self, todo: list[Key]) -> bool:
+        """Return whether these migrations are plain SQL, the same for every tenant.
+
+        ``RunPython`` runs Python per tenant and non-atomic migrations manage
+        their own transactions: those are applied operation by operation.
+        """
+        for key in todo:
+            migration = self.migration(key)
+            if not migration.atomic:
+                return False
+            if any(_runs_python(op) for op in migration.operations):
+                return False
+        return True
 
     @cached_property
     def digest(self) -> str:
@@ -117,6 +138,13 @@ def _load_plan() -> Plan:
                 full.append(key)
     apps = {t._meta.app_label for t in TEMPLATES.values()}
     return Plan(loader, full, [key for key in full if key[0] in apps])
+
+
+def _runs_python(operation: Any) -> bool:
+    if isinstance(operation, RunPython):
+        return True
+    inner = getattr(operation, "database_operations", None)
+    return bool(inner) and any(_runs_python(op) for op in inner)
 
 
 def tenant_models_in(state: ProjectState) -> list[ModelState]:
@@ -179,30 +207,65 @@ def migrate_schema(
         return []
     the_plan = plan()
     connection = connections[using]
-    wanted = set(todo)
-    start = the_plan.full.index(todo[0])
-    state = the_plan.state_before(todo[0])
     schemas = storage.uses_schemas(connection)
+    compilable = schemas and the_plan.compilable(todo)
+    compiled = the_plan.compiled.get(tuple(todo)) if compilable else None
     with tenant_migrations(), ddl_transaction(using):
         if schemas:
             _enter_schema(connection, schema)
-        for key in the_plan.full[start:]:
-            migration = the_plan.migration(key)
-            if key not in wanted:
-                state = migration.mutate_state(state, preserve=False)
-                continue
+        if compiled is not None:
+            _replay(connection, schema, todo, compiled)
+        else:
+            recording: list[tuple[str, Any]] | None = [] if compilable else None
+            _apply(the_plan, todo, schema, using, recording)
+            if recording is not None:
+                the_plan.compiled[tuple(todo)] = recording
+    if on_applied is not None:
+        for key in todo:
+            on_applied(key)
+    return todo
+
+
+def _apply(
+    the_plan: Plan, todo: list[Key], schema: str, using: str, recording: list[Any] | None
+) -> None:
+    """Run the migrations' operations against the tenant, recording the SQL if asked."""
+    connection = connections[using]
+    wanted = set(todo)
+    start = the_plan.full.index(todo[0])
+    state = the_plan.state_before(todo[0])
+    for key in the_plan.full[start:]:
+        migration = the_plan.migration(key)
+        if key not in wanted:
+            state = migration.mutate_state(state, preserve=False)
+            continue
+        try:
+            if storage.uses_schemas(connection):
+                statements: list[tuple[str, Any]] = []
+                with tenant_schema_editor(connection, atomic=False) as editor:
+                    editor.tenancy_recording = statements
+                    state = migration.apply(state, editor)
+                if recording is not None:
+                    recording.append((key, statements))
+            else:
+                state = _apply_prefixed(migration, state, schema, using)
+            _record(connection, schema, using, [key])
+        except Exception as exc:
+            raise TenantMigrationError(schema, key, exc) from exc
+
+
+def _replay(
+    connection: BaseDatabaseWrapper, schema: str, todo: list[Key], compiled: list[Any]
+) -> None:
+    """Run SQL recorded while migrating another tenant from the same state."""
+    with connection.cursor() as cursor:
+        for key, statements in compiled:
             try:
-                if schemas:
-                    with tenant_schema_editor(connection, atomic=False) as editor:
-                        state = migration.apply(state, editor)
-                else:
-                    state = _apply_prefixed(migration, state, schema, using)
+                for sql, params in statements:
+                    cursor.execute(sql, params or None)
             except Exception as exc:
                 raise TenantMigrationError(schema, key, exc) from exc
-            _record(connection, schema, using, [key])
-            if on_applied is not None:
-                on_applied(key)
-    return todo
+    _record(connection, schema, connection.alias, todo)
 
 
 def build_schema(schema: str, using: str) -> None:

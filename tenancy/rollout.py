@@ -8,6 +8,7 @@ resumes where it stopped and current tenants cost nothing.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -60,11 +61,11 @@ def outdated() -> QuerySet[Any]:
     ).order_by("pk")
 
 
-def enqueue_all() -> int:
-    """Send one migrate task per outdated tenant, without waiting; return how many."""
+def enqueue_all(batch_size: int = 50) -> int:
+    """Send migrate tasks for every outdated tenant, without waiting; return how many tenants."""
     pks = list(outdated().values_list("pk", flat=True))
-    for pk in pks:
-        tasks.dispatch(tasks.migrate_tenant, pk)
+    for index in range(0, len(pks), batch_size):
+        tasks.dispatch(tasks.migrate_tenants, pks[index : index + batch_size])
     return len(pks)
 
 
@@ -89,21 +90,24 @@ def run_inline(progress: ProgressCallback | None = None) -> Report:
 def run(
     *,
     concurrency: int = 8,
+    batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     timeout: float | None = None,
-    poll: float = 0.5,
+    poll: float = 0.25,
 ) -> Report:
     """Migrate every outdated tenant through the workers and wait for all of them.
 
-    At most ``concurrency`` tenants are in flight at once, so a fleet never
-    floods the database with DDL. Tenants that become ready at an old state
-    while this runs (provisioned by an older worker) are picked up too.
+    Tenants go out in batches (one task migrates several tenants, each in its
+    own transaction) and at most ``concurrency`` batches are in flight, so a
+    fleet never floods the database with DDL. Tenants that become ready at an
+    old state while this runs (provisioned by an older worker) are picked up.
     """
     digest = migrator.plan().digest
     manager = get_tenant_model()._default_manager.using(lifecycle.shared_database())
     report = Report()
     queue: deque[Any] = deque()
     flight: dict[Any, Any] = {}  # pk -> state_changed_at when sent
+    batches: list[set[Any]] = []
     seen: set[Any] = set()
     deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -113,34 +117,40 @@ def run(
                 seen.add(tenant.pk)
                 queue.append(tenant)
 
+    def finish(outcome: Outcome) -> None:
+        flight.pop(outcome.pk, None)
+        for batch in batches:
+            batch.discard(outcome.pk)
+        batches[:] = [batch for batch in batches if batch]
+        _finish(report, outcome, progress, seen)
+
     refill()
     while queue or flight:
-        while queue and len(flight) < concurrency:
-            tenant = queue.popleft()
-            if tasks.dispatch(tasks.migrate_tenant, tenant.pk):
-                flight[tenant.pk] = tenant.state_changed_at
-                report.enqueued += 1
+        while queue and len(batches) < concurrency:
+            size = batch_size or max(1, min(50, math.ceil(len(queue) / (concurrency * 4))))
+            batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+            if tasks.dispatch(tasks.migrate_tenants, [t.pk for t in batch]):
+                flight.update({t.pk: t.state_changed_at for t in batch})
+                batches.append({t.pk for t in batch})
+                report.enqueued += len(batch)
             else:
-                _finish(report, _outcome(tenant, False, "could not enqueue"), progress, seen)
+                for tenant in batch:
+                    _finish(report, _outcome(tenant, False, "could not enqueue"), progress, seen)
         notify.wait(lambda: False, manager.db, poll, poll)
-        for tenant in manager.filter(pk__in=list(flight)):
-            sent = flight[tenant.pk]
-            if tenant.state == TenantState.READY and tenant.migrations_digest == digest:
-                outcome = _outcome(tenant, True, "migrated")
-            elif tenant.state == TenantState.FAILED and tenant.state_changed_at != sent:
-                outcome = _outcome(tenant, False, tenant.last_error)
-            else:
-                continue
-            del flight[tenant.pk]
-            _finish(report, outcome, progress, seen)
-        gone = set(flight) - set(manager.filter(pk__in=list(flight)).values_list("pk", flat=True))
-        for pk in gone:
-            del flight[pk]
+        rows = {t.pk: t for t in manager.filter(pk__in=list(flight))}
+        for pk in list(flight):
+            tenant = rows.get(pk)
+            if tenant is None:
+                finish(Outcome(pk, str(pk), "", True, "deleted"))
+            elif tenant.state == TenantState.READY and tenant.migrations_digest == digest:
+                finish(_outcome(tenant, True, "migrated"))
+            elif tenant.state == TenantState.FAILED and tenant.state_changed_at != flight[pk]:
+                finish(_outcome(tenant, False, tenant.last_error))
         if not queue and not flight:
             refill()
         if deadline is not None and time.monotonic() > deadline:
-            for pk in flight:
-                _finish(report, Outcome(pk, str(pk), "", False, "timed out"), progress, seen)
+            for pk in list(flight):
+                finish(Outcome(pk, str(pk), "", False, "timed out"))
             break
     return report
 

@@ -59,6 +59,12 @@ def migrate_tenant(self: Task, pk: Any) -> str:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
+@shared_task(name="tenancy.migrate_tenants", **TASK_OPTIONS)
+def migrate_tenants(self: Task, pks: list[Any]) -> dict[str, str]:
+    """Migrate a batch of tenants (a fleet rollout sends batches to cut per-task overhead)."""
+    return {str(pk): result for pk, result in lifecycle.migrate_tenants(pks).items()}
+
+
 @shared_task(name="tenancy.migrate_all", **TASK_OPTIONS)
 def migrate_all(self: Task) -> int:
     """Send one migrate task per tenant that is not current; return how many."""
@@ -84,6 +90,7 @@ _INLINE = {
     "tenancy.provision_tenant": lifecycle.provision_tenant,
     "tenancy.drop_tenant": lifecycle.drop_tombstone,
     "tenancy.migrate_tenant": lifecycle.migrate_tenant,
+    "tenancy.migrate_tenants": lifecycle.migrate_tenants,
     "tenancy.reconcile": lifecycle.reconcile,
     "tenancy.refill_pool": pool.refill,
 }

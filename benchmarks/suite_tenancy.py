@@ -1,0 +1,230 @@
+"""django-tenancy's side of the benchmarks, run in a child process by the harness.
+
+``python -m benchmarks.suite_tenancy PHASE ...`` with ``benchmarks.settings.tenancy``:
+
+- ``signups``: ``Org.objects.create()`` then ``wait_until_ready()``, one tenant
+  at a time, through the real worker the harness started;
+- ``burst``: N signups as fast as the request side can make them, then wait
+  until every tenant is ready (the harness runs 2 worker processes);
+- ``inprocess``: ``for_tenant()`` on a cached tenant, a cold build of one
+  tenant's 20 classes, memory per cached tenant, resident memory over many
+  tenants passing through the LRU cache, and the queries of one request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import timeit
+import tracemalloc
+from typing import Any
+
+from benchmarks import child, memory
+
+
+def signups(count: int, warmup: int, timeout: float) -> dict[str, Any]:
+    from benchmarks.orgs_tenancy.models import Org
+
+    create_ms: list[float] = []
+    ready_ms: list[float] = []
+    for i in range(warmup + count):
+        started = time.perf_counter()
+        org = Org.objects.create(name=f"s{i}")
+        created = child.ms_since(started)
+        org.wait_until_ready(timeout=timeout)
+        ready = child.ms_since(started)
+        if i >= warmup:
+            create_ms.append(created)
+            ready_ms.append(ready)
+    return {"create_ms": create_ms, "ready_ms": ready_ms}
+
+
+def burst(count: int, timeout: float) -> dict[str, Any]:
+    from tenancy import notify
+
+    from benchmarks.orgs_tenancy.models import Org
+
+    created_at: dict[Any, float] = {}
+    started = time.perf_counter()
+    wall_start = time.time()
+    for i in range(count):
+        org = Org.objects.create(name=f"b{i}")
+        created_at[org.pk] = time.time()
+    signed_up = time.perf_counter() - started
+
+    mine = Org.objects.filter(pk__in=list(created_at))
+
+    def all_settled() -> bool:
+        return not mine.filter(state__in=["pending", "provisioning"]).exists()
+
+    if not notify.wait(all_settled, "default", timeout, 0.2):
+        raise TimeoutError(f"the burst was not ready after {timeout}s")
+    elapsed = time.perf_counter() - started
+    failed = list(mine.filter(state="failed").values_list("name", "last_error")[:5])
+    if failed:
+        raise RuntimeError(f"tenants failed during the burst: {failed}")
+    latencies = [
+        (changed.timestamp() - created_at[pk]) * 1000
+        for pk, changed in mine.values_list("pk", "state_changed_at")
+    ]
+    return {
+        "count": count,
+        "wall_s": elapsed,
+        "signup_s": signed_up,
+        "started": wall_start,
+        "ready_ms": latencies,
+    }
+
+
+def for_tenant_warm(repeat: int, number: int) -> list[float]:
+    """Nanoseconds per ``Template.for_tenant(tenant)`` call on a cached tenant."""
+    from benchmarks.crm_tenancy.models import Account
+    from benchmarks.orgs_tenancy.models import Org
+
+    org = Org.objects.filter(state="ready").first()
+    Account.for_tenant(org)
+    timer = timeit.Timer("for_tenant(org)", globals={"for_tenant": Account.for_tenant, "org": org})
+    return [t / number * 1e9 for t in timer.repeat(repeat=repeat, number=number)]
+
+
+def cold_builds(count: int) -> list[float]:
+    """Milliseconds of ``for_tenant()`` right after ``tenancy.clear_cache()``: all 20 classes."""
+    import tenancy
+
+    from benchmarks.crm_tenancy.models import Account
+    from benchmarks.orgs_tenancy.models import Org
+
+    org = Org.objects.filter(state="ready").first()
+    samples = []
+    for _ in range(count + 2):  # the first builds prepare the per-template blueprints
+        tenancy.clear_cache()
+        memory.settle()
+        started = time.perf_counter()
+        Account.for_tenant(org)
+        samples.append(child.ms_since(started))
+    tenancy.clear_cache()
+    return samples[2:]
+
+
+def fake_tenant(i: int) -> Any:
+    """An unsaved ready tenant: building its classes needs no schema."""
+    from benchmarks.orgs_tenancy.models import Org
+
+    return Org(name=f"m{i}", db_schema=f"tenant_m{i}", database="default", state="ready")
+
+
+def memory_per_tenant(count: int) -> list[float]:
+    """KiB that each cached tenant's 20 classes keep alive (tracemalloc, after GC)."""
+    import tenancy
+    from django.test import override_settings
+    from tenancy import cache
+
+    tenancy.clear_cache()
+    samples = []
+    with override_settings(TENANCY_MODEL_CACHE_SIZE=count + 10):
+        for i in range(2):
+            cache.tenant_models(fake_tenant(-1 - i), require_ready=False)
+        memory.settle()
+        tracemalloc.start()
+        try:
+            memory.settle()
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(count):
+                cache.tenant_models(fake_tenant(i), require_ready=False)
+                memory.settle()
+                now = tracemalloc.get_traced_memory()[0]
+                samples.append((now - before) / 1024)
+                before = now
+        finally:
+            tracemalloc.stop()
+    tenancy.clear_cache()
+    return samples
+
+
+def resident_flatness(cache_size: int, tenants: int) -> dict[str, Any]:
+    """Resident memory while ``tenants`` tenants pass through a ``cache_size`` LRU cache."""
+    import tenancy
+    from django.test import override_settings
+    from tenancy import cache
+
+    tenancy.clear_cache()
+    checkpoints: list[tuple[int, int]] = []
+    started = time.perf_counter()
+    with override_settings(TENANCY_MODEL_CACHE_SIZE=cache_size):
+        for i in range(tenants):
+            cache.tenant_models(fake_tenant(100_000 + i), require_ready=False)
+            if (i + 1) % cache_size == 0:
+                memory.settle()
+                checkpoints.append((i + 1, memory.rss_bytes()))
+        cached = len(cache.cached_schemas())
+    tenancy.clear_cache()
+    full = checkpoints[0][1]
+    return {
+        "cache_size": cache_size,
+        "tenants": tenants,
+        "cached_at_end": cached,
+        "rss_mib": [(n, rss / 2**20) for n, rss in checkpoints],
+        "growth_pct": (max(rss for _, rss in checkpoints) - full) / full * 100,
+        "end_growth_pct": (checkpoints[-1][1] - full) / full * 100,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def request_queries(requests: int) -> list[int]:
+    """Queries per request beyond the tenant look-up and the read itself (should be 0)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from benchmarks.crm_tenancy.models import Account
+    from benchmarks.orgs_tenancy.models import Org
+
+    names = list(Org.objects.filter(state="ready").values_list("name", flat=True)[:5])
+    extra = []
+    for i in range(requests):
+        with CaptureQueriesContext(connection) as queries:
+            org = Org.objects.get(name=names[i % len(names)])  # the app's own tenant look-up
+            list(Account.for_tenant(org).objects.all()[:1])  # the request's one read
+        extra.append(len(queries.captured_queries) - 2)
+    return extra
+
+
+def inprocess(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "for_tenant_ns": for_tenant_warm(args.repeat, args.number),
+        "cold_build_ms": cold_builds(args.cold),
+        "memory_kib": memory_per_tenant(args.memory),
+        "resident": resident_flatness(args.cache_size, args.pass_tenants),
+        "extra_queries": request_queries(args.requests),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="phase", required=True)
+    one = sub.add_parser("signups")
+    one.add_argument("--count", type=int, default=20)
+    one.add_argument("--warmup", type=int, default=3)
+    one.add_argument("--timeout", type=float, default=60)
+    many = sub.add_parser("burst")
+    many.add_argument("--count", type=int, default=100)
+    many.add_argument("--timeout", type=float, default=1800)
+    local = sub.add_parser("inprocess")
+    local.add_argument("--repeat", type=int, default=7)
+    local.add_argument("--number", type=int, default=200_000)
+    local.add_argument("--cold", type=int, default=30)
+    local.add_argument("--memory", type=int, default=50)
+    local.add_argument("--cache-size", type=int, default=1000)
+    local.add_argument("--pass-tenants", type=int, default=10_000)
+    local.add_argument("--requests", type=int, default=20)
+    args = parser.parse_args(argv)
+    child.setup()
+    if args.phase == "signups":
+        child.emit(signups(args.count, args.warmup, args.timeout))
+    elif args.phase == "burst":
+        child.emit(burst(args.count, args.timeout))
+    else:
+        child.emit(inprocess(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The per-tenant migration machinery: plan, records, compiled replay."""
+
+import pytest
+from django.db import connection
+
+from tenancy import migrator, provisioning, storage
+from tests.testapp.models import Customer, Project
+
+
+def test_the_plan_holds_the_tenant_apps_migrations_and_a_stable_digest():
+    the_plan = migrator.plan()
+    assert ("testapp", "0001_initial") in the_plan.keys
+    assert all(app == "testapp" for app, _ in the_plan.keys)
+    assert the_plan.digest == migrator.plan().digest
+
+
+def test_a_new_tenant_is_recorded_as_fully_migrated(tenant):
+    assert migrator.applied(tenant.db_schema, "default") == set(migrator.plan().keys)
+    assert migrator.pending(tenant.db_schema, "default") == []
+    assert tenant.migrations_digest == migrator.plan().digest
+    assert tenant.migrations_applied == len(migrator.plan().keys)
+
+
+def test_a_current_tenant_has_nothing_to_migrate(tenant):
+    assert migrator.migrate_schema(tenant.db_schema, "default") == []
+
+
+def _forget_history(tenant) -> None:
+    """Make a tenant look as if it had never applied its migrations (tables gone)."""
+    provisioning.drop(tenant.db_schema, "default")
+    if storage.uses_schemas(connection):
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{tenant.db_schema}"')
+
+
+@pytest.mark.postgresql
+def test_sql_recorded_on_one_tenant_is_replayed_on_the_next(make_tenant):
+    first, second = make_tenant("first"), make_tenant("second")
+    _forget_history(first), _forget_history(second)
+    the_plan = migrator.plan()
+    the_plan.compiled.clear()
+    assert migrator.migrate_schema(first.db_schema, "default") == the_plan.keys
+    assert tuple(the_plan.keys) in the_plan.compiled  # recorded while migrating `first`
+    assert migrator.migrate_schema(second.db_schema, "default") == the_plan.keys
+    for tenant in (first, second):
+        Customer.objects.filter(pk=tenant.pk).update(migrations_digest=the_plan.digest)
+        tenant.refresh_from_db()
+        Project.for_tenant(tenant).objects.create(name="after replay")
+        assert migrator.pending(tenant.db_schema, "default") == []
+
+
+def test_a_migration_that_fails_leaves_the_tenant_as_it_was(make_tenant, monkeypatch):
+    tenant = make_tenant("fragile")
+    _forget_history(tenant)
+    the_plan = migrator.plan()
+    the_plan.compiled.clear()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(migrator, "_record", broken)
+    with pytest.raises(migrator.TenantMigrationError, match="testapp.0001_initial.*disk full"):
+        migrator.migrate_schema(tenant.db_schema, "default")
+    monkeypatch.undo()
+    assert storage.existing_tenant_tables(tenant.db_schema, "default") == set()
