@@ -10,7 +10,6 @@ tables and ``ready`` state commit in one transaction.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +23,7 @@ from tenancy import (
     conf,
     get_tenant_model,
     locks,
+    logs,
     migrator,
     notify,
     pool,
@@ -34,7 +34,7 @@ from tenancy import (
 from tenancy.ddl import ddl_transaction
 from tenancy.models import AbstractTenant, TenantState, Tombstone
 
-logger = logging.getLogger("tenancy.lifecycle")
+logger = logs.get_logger("tenancy.lifecycle")
 
 #: Errors worth a retry: the database or the broker was unreachable for a moment.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -76,8 +76,16 @@ def provision_tenant(pk: Any, *, final: bool = True) -> str:
         return "ready"
     if not tenant.db_schema:
         _name(tenant)
+    with _about(tenant):
+        return _provision_locked(model, pk, tenant, shared, final=final)
+
+
+def _provision_locked(
+    model: Any, pk: Any, tenant: AbstractTenant, shared: str, *, final: bool
+) -> str:
     with locks.tenant_lock(tenant.db_schema, shared, wait=conf.lock_wait()) as acquired:
         if not acquired:
+            logger.info("another worker holds this tenant; leaving it to it")
             return "busy"
         tenant = model._default_manager.using(shared).filter(pk=pk).first()
         if tenant is None:
@@ -92,13 +100,7 @@ def provision_tenant(pk: Any, *, final: bool = True) -> str:
         except Exception as exc:
             _record_failure(tenant, exc, final=final or not is_transient(exc))
             raise
-    logger.info(
-        "provisioned tenant %s (schema %s on %s) in %.1f ms",
-        tenant.natural_key(),
-        tenant.db_schema,
-        tenant.database,
-        (time.monotonic() - started) * 1000,
-    )
+    logger.info("provisioned in %.1f ms", (time.monotonic() - started) * 1000)
     if committed:
         _send_robust(signals.tenant_provisioned, sender=model, tenant=tenant)
         return "ready"
@@ -124,6 +126,13 @@ def migrate_tenant(pk: Any, *, final: bool = True) -> str:
     the_plan = migrator.plan()
     if tenant.state == TenantState.READY and tenant.migrations_digest == the_plan.digest:
         return "current"
+    with _about(tenant):
+        return _migrate_locked(pk, tenant, shared, the_plan, final=final)
+
+
+def _migrate_locked(
+    pk: Any, tenant: AbstractTenant, shared: str, the_plan: migrator.Plan, *, final: bool
+) -> str:
     with locks.tenant_lock(tenant.db_schema, shared, wait=conf.lock_wait()) as acquired:
         if not acquired:
             return "busy"
@@ -144,11 +153,7 @@ def migrate_tenant(pk: Any, *, final: bool = True) -> str:
             _record_failure(tenant, exc, final=final or not is_transient(exc), action="migration")
             raise
     logger.info(
-        "migrated tenant %s (schema %s): %d migration(s) in %.1f ms",
-        tenant.natural_key(),
-        tenant.db_schema,
-        len(applied),
-        (time.monotonic() - started) * 1000,
+        "migrated: %d migration(s) in %.1f ms", len(applied), (time.monotonic() - started) * 1000
     )
     return "migrated"
 
@@ -176,6 +181,12 @@ def drop_tombstone(pk: Any) -> str:
     tomb = Tombstone.objects.using(shared).filter(pk=pk).first()
     if tomb is None or tomb.done_at is not None:
         return "done"
+    with logs.context(tenant=tomb.tenant_repr, schema=tomb.schema, database=tomb.database):
+        return _drop_locked(pk, tomb, shared)
+
+
+def _drop_locked(pk: Any, tomb: Tombstone, shared: str) -> str:
+    started = time.monotonic()
     with locks.tenant_lock(tomb.schema, shared, wait=conf.lock_wait()) as acquired:
         if not acquired:
             return "busy"
@@ -189,7 +200,11 @@ def drop_tombstone(pk: Any) -> str:
             Tombstone.objects.using(shared).filter(pk=pk).update(last_error=describe(exc))
             raise
         Tombstone.objects.using(shared).filter(pk=pk).update(done_at=timezone.now(), last_error="")
-    logger.info("dropped schema %s on %s: %s", tomb.schema, tomb.database, dropped)
+    logger.info(
+        "%s in %.1f ms",
+        "dropped" if dropped else "nothing to drop",
+        (time.monotonic() - started) * 1000,
+    )
     if dropped:
         _send_robust(
             signals.tenant_dropped,
@@ -273,6 +288,13 @@ def write_tombstone(tenant: AbstractTenant, using: str) -> Tombstone | None:
         tenant_pk=str(tenant.pk),
         tenant_repr=str(tenant)[:200],
     )
+
+
+def _about(tenant: AbstractTenant) -> Any:
+    """Bind the tenant to every log line of the block."""
+    key = tenant.natural_key()
+    name = key[0] if len(key) == 1 else key
+    return logs.context(tenant=name, schema=tenant.db_schema, database=tenant.database)
 
 
 def _name(tenant: AbstractTenant) -> None:
@@ -367,7 +389,7 @@ def _record_failure(
         logger.warning("could not record the failure of %s: the database is unreachable", tenant)
         return
     log = logger.error if final else logger.warning
-    log("%s of %s failed%s: %s", action, tenant.db_schema, "" if final else " (will retry)", error)
+    log("%s failed%s: %s", action, "" if final else " (will retry)", error)
     if final and action == "provisioning":
         _send_robust(signals.provisioning_failed, sender=type(tenant), tenant=tenant, error=error)
 

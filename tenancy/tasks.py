@@ -9,7 +9,6 @@ stable (``tenancy.<name>``) for monitoring.
 
 from __future__ import annotations
 
-import logging
 import random
 from functools import partial
 from typing import Any
@@ -17,9 +16,9 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import transaction
 
-from tenancy import conf, lifecycle, pool
+from tenancy import conf, lifecycle, logs, pool
 
-logger = logging.getLogger("tenancy.tasks")
+logger = logs.get_logger("tenancy.tasks")
 
 TASK_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
 
@@ -27,42 +26,27 @@ TASK_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_work
 @shared_task(name="tenancy.provision_tenant", **TASK_OPTIONS)
 def provision_tenant(self: Task, pk: Any) -> str:
     """Provision one tenant by primary key, retrying transient failures with backoff."""
-    final = self.request.retries >= conf.max_retries()
-    try:
-        return lifecycle.provision_tenant(pk, final=final)
-    except Exception as exc:
-        if final or not lifecycle.is_transient(exc):
-            raise
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return _with_retries(self, lifecycle.provision_tenant, pk)
 
 
 @shared_task(name="tenancy.drop_tenant", **TASK_OPTIONS)
 def drop_tenant(self: Task, tombstone_pk: Any) -> str:
     """Drop a deleted tenant's schema, by the id of its tombstone."""
-    try:
-        return lifecycle.drop_tombstone(tombstone_pk)
-    except Exception as exc:
-        if self.request.retries >= conf.max_retries() or not lifecycle.is_transient(exc):
-            raise  # the tombstone keeps the error; the reconciler tries again later
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    # On a final failure the tombstone keeps the error; the reconciler tries again later.
+    return _with_retries(self, lambda pk, final: lifecycle.drop_tombstone(pk), tombstone_pk)
 
 
 @shared_task(name="tenancy.migrate_tenant", **TASK_OPTIONS)
 def migrate_tenant(self: Task, pk: Any) -> str:
     """Apply the missing migrations to one tenant's schema."""
-    final = self.request.retries >= conf.max_retries()
-    try:
-        return lifecycle.migrate_tenant(pk, final=final)
-    except Exception as exc:
-        if final or not lifecycle.is_transient(exc):
-            raise
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return _with_retries(self, lifecycle.migrate_tenant, pk)
 
 
 @shared_task(name="tenancy.migrate_tenants", **TASK_OPTIONS)
 def migrate_tenants(self: Task, pks: list[Any]) -> dict[str, str]:
     """Migrate a batch of tenants (a fleet rollout sends batches to cut per-task overhead)."""
-    return {str(pk): result for pk, result in lifecycle.migrate_tenants(pks).items()}
+    with logs.context(task=self.request.id):
+        return {str(pk): result for pk, result in lifecycle.migrate_tenants(pks).items()}
 
 
 @shared_task(name="tenancy.migrate_all", **TASK_OPTIONS)
@@ -126,6 +110,19 @@ def dispatch(task: Task, *args: Any) -> bool:
 def dispatch_after_commit(task: Task, *args: Any, using: str) -> None:
     """Dispatch ``task`` once the current transaction on ``using`` commits."""
     transaction.on_commit(partial(dispatch, task, *args), using=using)
+
+
+def _with_retries(task: Task, work: Any, pk: Any) -> Any:
+    """Run ``work(pk, final=...)``, retrying transient failures with backoff."""
+    final = task.request.retries >= conf.max_retries()
+    with logs.context(task=task.request.id):
+        try:
+            return work(pk, final=final)
+        except Exception as exc:
+            if final or not lifecycle.is_transient(exc):
+                raise
+            logger.warning("transient failure, retry %d: %s", task.request.retries + 1, exc)
+            raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
 
 
 def _backoff(retries: int) -> float:
