@@ -93,3 +93,75 @@ def pool_size() -> int:
     """Return ``TENANCY_POOL_SIZE``: schemas kept built ahead of signups per database
     (PostgreSQL only; default 0, no pool)."""
     return int(getattr(settings, "TENANCY_POOL_SIZE", 0))
+
+
+#: Resolvers that ``TENANCY_TENANT_RESOLVER`` may name besides a dotted path.
+TENANT_RESOLVERS = ("subdomain", "domain", "header")
+
+
+def tenant_resolver() -> str:
+    """Return ``TENANCY_TENANT_RESOLVER``: how ``TenantMiddleware`` finds the tenant
+    of a request: ``"subdomain"`` (default), ``"domain"``, ``"header"``, or the
+    dotted path of a callable ``(request) -> tenant | None``."""
+    resolver = getattr(settings, "TENANCY_TENANT_RESOLVER", "subdomain")
+    if not isinstance(resolver, str) or (resolver not in TENANT_RESOLVERS and "." not in resolver):
+        raise ImproperlyConfigured(
+            f"TENANCY_TENANT_RESOLVER must be one of {', '.join(map(repr, TENANT_RESOLVERS))} "
+            f"or the dotted path of a callable (request) -> tenant | None, not {resolver!r}."
+        )
+    return resolver
+
+
+def base_domain() -> str | None:
+    """Return ``TENANCY_BASE_DOMAIN``: the domain whose subdomains are tenants, e.g.
+    ``"example.com"`` (default None; required by the ``"subdomain"`` resolver)."""
+    domain = getattr(settings, "TENANCY_BASE_DOMAIN", None)
+    return str(domain).strip(".").lower() if domain else None
+
+
+def public_subdomains() -> frozenset[str]:
+    """Return ``TENANCY_PUBLIC_SUBDOMAINS``: subdomains of the base domain that serve
+    no tenant, like the bare domain (default ``("www",)``)."""
+    return frozenset(s.lower() for s in getattr(settings, "TENANCY_PUBLIC_SUBDOMAINS", ("www",)))
+
+
+def domain_field() -> str:
+    """Return ``TENANCY_DOMAIN_FIELD``: the tenant model's field holding a tenant's full
+    host name, for the ``"domain"`` resolver (default ``"domain"``)."""
+    return str(getattr(settings, "TENANCY_DOMAIN_FIELD", "domain"))
+
+
+def tenant_header() -> str:
+    """Return ``TENANCY_TENANT_HEADER``: the request header naming the tenant, for the
+    ``"header"`` resolver (default ``"X-Tenant"``)."""
+    return str(getattr(settings, "TENANCY_TENANT_HEADER", "X-Tenant"))
+
+
+def tenant_lookup_field() -> str:
+    """Return ``TENANCY_TENANT_LOOKUP_FIELD``: the field matched against a subdomain or
+    header when the tenant model's manager has no ``get_by_natural_key()`` (``"name"``)."""
+    return str(getattr(settings, "TENANCY_TENANT_LOOKUP_FIELD", "name"))
+
+
+def retry_after() -> int:
+    """Return ``TENANCY_RETRY_AFTER``: seconds a client is told to wait (``Retry-After``)
+    before asking again for a workspace that is being set up (5)."""
+    seconds = getattr(settings, "TENANCY_RETRY_AFTER", 5)
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        raise ImproperlyConfigured(
+            f"TENANCY_RETRY_AFTER must be a whole number of seconds (>= 0), not {seconds!r}."
+        )
+    return seconds
+
+
+def drop_batch() -> int:
+    """Return ``TENANCY_DROP_BATCH``: tables dropped per transaction when a big schema is
+    dropped (default 200), so one drop never needs more locks than
+    ``max_locks_per_transaction`` allows."""
+    return int(getattr(settings, "TENANCY_DROP_BATCH", 200))
+
+
+def schema_authorization() -> bool:
+    """Return ``TENANCY_SCHEMA_AUTHORIZATION``: give each tenant schema its own database
+    role (PostgreSQL; default False), so a session with that role reads only its tenant."""
+    return bool(getattr(settings, "TENANCY_SCHEMA_AUTHORIZATION", False))

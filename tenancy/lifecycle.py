@@ -312,16 +312,25 @@ def _build(tenant: AbstractTenant, shared: str) -> bool:
         provisioning.provision(tenant.db_schema, tenant.database)
         return _set_state(tenant, TenantState.READY, **done)
     # One transaction: the schema exists if and only if the tenant is ready.
-    with ddl_transaction(shared):
-        claimed = pool.claim(tenant.db_schema, tenant.database)
-        if not claimed:
-            provisioning.provision(tenant.db_schema, tenant.database)
-        exists = _set_state(tenant, TenantState.READY, **done)
+    try:
+        with ddl_transaction(shared):
+            claimed = pool.claim(tenant.db_schema, tenant.database)
+            if not claimed:
+                provisioning.provision(tenant.db_schema, tenant.database)
+            if not _set_state(tenant, TenantState.READY, **done):
+                raise _TenantGone  # deleted meanwhile: commit no orphan schema
+    except _TenantGone:
+        logger.info("deleted while being provisioned; nothing kept")
+        return False
     if pool.enabled(tenant.database):
         from tenancy import tasks
 
         tasks.dispatch(tasks.refill_pool, tenant.database)
-    return exists
+    return True
+
+
+class _TenantGone(Exception):
+    """The tenant row disappeared while its schema was being built."""
 
 
 def _migrated(the_plan: migrator.Plan) -> dict[str, Any]:

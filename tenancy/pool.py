@@ -52,6 +52,8 @@ def claim(schema: str, database: str) -> bool:
             quote = connection.ops.quote_name
             cursor.execute(f"ALTER SCHEMA {quote(pooled.name)} RENAME TO {quote(schema)}")
         pooled.delete()
+        if conf.schema_authorization():
+            provisioning.authorize(schema, database)
     return True
 
 
@@ -71,7 +73,8 @@ def refill(database: str, size: int | None = None) -> int:
         while pooled.filter(digest=digest).count() < size:
             name = PREFIX + uuid.uuid4().hex[:16]
             with ddl_transaction(database):
-                provisioning.provision(name, database)
+                # The role is made when the schema is claimed and gets its tenant's name.
+                provisioning.provision(name, database, authorize_role=False)
                 PoolSchema.objects.using(database).create(
                     name=name, database=database, digest=digest
                 )
