@@ -30,6 +30,8 @@ def model_for(template: type[models.Model], tenant: AbstractTenant) -> type[mode
     try:
         bundle = _bundles[tenant.db_schema]
         _bundles.move_to_end(tenant.db_schema)
+        if bundle.database != tenant.database:
+            raise KeyError  # the tenant moved to another database since
     except KeyError:
         bundle = tenant_models(tenant)
     except AttributeError:
@@ -51,12 +53,16 @@ def tenant_models(tenant: AbstractTenant, *, require_ready: bool = True) -> fact
     """
     key = tenant.db_schema
     bundle = _bundles.get(key)
-    if bundle is not None:
+    if bundle is not None and bundle.database == tenant.database:
         return bundle
     if require_ready:
         _ensure_ready(tenant)
     with _lock:
         bundle = _bundles.get(key)
+        if bundle is not None and bundle.database != tenant.database:
+            del _bundles[key]
+            bundle.release()
+            bundle = None
         if bundle is None:
             bundle = factory.build(key, tenant.database)
             _bundles[key] = bundle
@@ -104,7 +110,7 @@ def _ensure_ready(tenant: AbstractTenant) -> None:
         return
     if tenant.pk is not None:
         # The instance may be stale: a worker may have finished since it was read.
-        tenant.refresh_from_db(fields=["state", "last_error"])
+        tenant.refresh_from_db(fields=["state", "last_error", "database"])
     if tenant.state != TenantState.READY:
         raise TenantNotReady(tenant, tenant.state, tenant.last_error)
 

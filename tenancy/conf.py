@@ -165,3 +165,15 @@ def schema_authorization() -> bool:
     """Return ``TENANCY_SCHEMA_AUTHORIZATION``: give each tenant schema its own database
     role (PostgreSQL; default False), so a session with that role reads only its tenant."""
     return bool(getattr(settings, "TENANCY_SCHEMA_AUTHORIZATION", False))
+
+
+def databases() -> list[str]:
+    """Return ``TENANCY_DATABASES``: the aliases that may hold tenant schemas (["default"])."""
+    aliases = getattr(settings, "TENANCY_DATABASES", None) or ["default"]
+    return [str(alias) for alias in aliases]
+
+
+def placement() -> str | None:
+    """Return ``TENANCY_PLACEMENT``: dotted path of ``callable(tenant, aliases) -> alias``
+    choosing a new tenant's database (default None: the alias with the fewest tenants)."""
+    return getattr(settings, "TENANCY_PLACEMENT", None) or None

@@ -48,6 +48,41 @@ class OnDeleteMixin:
     tenancy_prefix: str | None = None
     #: When a list, every statement executed is appended to it (compiled migrations).
     tenancy_recording: list[tuple[str, Any]] | None = None
+    #: False on a tenant database that is not the shared one: shared tables are not
+    #: there, so foreign keys to them cannot be database constraints.
+    tenancy_shared_fks: bool = True
+
+    def create_model(self, model: Any) -> None:
+        with self._shared_constraints_off(*model._meta.local_fields):
+            super().create_model(model)  # type: ignore[misc]
+
+    def add_field(self, model: Any, field: Any) -> None:
+        with self._shared_constraints_off(field):
+            super().add_field(model, field)  # type: ignore[misc]
+
+    def alter_field(self, model: Any, old_field: Any, new_field: Any, strict: bool = False) -> None:
+        with self._shared_constraints_off(old_field, new_field):
+            super().alter_field(model, old_field, new_field, strict)  # type: ignore[misc]
+
+    @contextmanager
+    def _shared_constraints_off(self, *fields: Any) -> Iterator[None]:
+        changed = []
+        if not self.tenancy_shared_fks:
+            from tenancy.state import is_tenant_model
+
+            for field in fields:
+                remote = getattr(field, "remote_field", None)
+                if remote is None or not getattr(field, "db_constraint", False):
+                    continue
+                target = remote.model
+                if isinstance(target, type) and not is_tenant_model(target):
+                    field.db_constraint = False
+                    changed.append(field)
+        try:
+            yield
+        finally:
+            for field in changed:
+                field.db_constraint = True
 
     def execute(self, sql: Any, params: Any = ()) -> None:
         super().execute(sql, params)  # type: ignore[misc]
@@ -142,4 +177,13 @@ def tenant_schema_editor(
         _editor_classes[base] = editor_class
     editor = editor_class(connection, atomic=atomic, collect_sql=collect_sql)
     editor.tenancy_prefix = prefix
+    editor.tenancy_shared_fks = connection.alias == _shared_alias()
     return editor
+
+
+def _shared_alias() -> str:
+    from django.db import router
+
+    from tenancy import get_tenant_model
+
+    return router.db_for_write(get_tenant_model())

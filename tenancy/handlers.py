@@ -15,7 +15,12 @@ from tenancy import lifecycle, tasks
 def tenant_saved(sender: type, instance: Any, created: bool, raw: bool = False, **_: Any) -> None:
     """Enqueue provisioning of a newly created tenant."""
     if created and not raw:
-        tasks.dispatch_after_commit(tasks.provision_tenant, instance.pk, using=instance._state.db)
+        tasks.dispatch_after_commit(
+            tasks.provision_tenant,
+            instance.pk,
+            using=instance._state.db,
+            database=instance.database,
+        )
 
 
 def tenant_deleted(sender: type, instance: Any, **_: Any) -> None:
@@ -23,4 +28,4 @@ def tenant_deleted(sender: type, instance: Any, **_: Any) -> None:
     using = instance._state.db
     tomb = lifecycle.write_tombstone(instance, using)
     if tomb is not None:
-        tasks.dispatch_after_commit(tasks.drop_tenant, tomb.pk, using=using)
+        tasks.dispatch_after_commit(tasks.drop_tenant, tomb.pk, using=using, database=tomb.database)

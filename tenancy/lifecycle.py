@@ -74,7 +74,7 @@ def provision_tenant(pk: Any, *, final: bool = True) -> str:
         return "missing"
     if tenant.state == TenantState.READY:
         return "ready"
-    if not tenant.db_schema:
+    if not tenant.db_schema or not tenant.database:
         _name(tenant)
     with _about(tenant):
         return _provision_locked(model, pk, tenant, shared, final=final)
@@ -222,7 +222,9 @@ def retry(tenant: AbstractTenant) -> None:
     shared = shared_database()
     with transaction.atomic(using=shared):
         _set_state(tenant, TenantState.PENDING, tenant.last_error)
-        tasks.dispatch_after_commit(tasks.provision_tenant, tenant.pk, using=shared)
+        tasks.dispatch_after_commit(
+            tasks.provision_tenant, tenant.pk, using=shared, database=tenant.database
+        )
 
 
 @dataclass
@@ -253,25 +255,24 @@ def reconcile(*, grace: float | None = None) -> ReconcileReport:
     cutoff = timezone.now() - timedelta(seconds=conf.reconcile_grace() if grace is None else grace)
     manager = get_tenant_model()._default_manager.using(shared)
     report = ReconcileReport()
-    report.pending = list(
-        manager.filter(state=TenantState.PENDING, state_changed_at__lte=cutoff).values_list(
-            "pk", flat=True
-        )
-    )
-    for pk, schema in manager.filter(
+    databases: dict[Any, str] = {}
+    for pk, database in manager.filter(
+        state=TenantState.PENDING, state_changed_at__lte=cutoff
+    ).values_list("pk", "database"):
+        report.pending.append(pk)
+        databases[pk] = database
+    for pk, schema, database in manager.filter(
         state=TenantState.PROVISIONING, state_changed_at__lte=cutoff
-    ).values_list("pk", "db_schema"):
+    ).values_list("pk", "db_schema", "database"):
         if not locks.is_locked(schema, shared):
             report.stuck.append(pk)
-    report.tombstones = list(
-        Tombstone.objects.using(shared)
-        .filter(done_at__isnull=True, deleted_at__lte=cutoff)
-        .values_list("pk", flat=True)
-    )
+            databases[pk] = database
+    drops = Tombstone.objects.using(shared).filter(done_at__isnull=True, deleted_at__lte=cutoff)
+    for pk, database in drops.values_list("pk", "database"):
+        report.tombstones.append(pk)
+        tasks.dispatch(tasks.drop_tenant, pk, database=database)
     for pk in (*report.pending, *report.stuck):
-        tasks.dispatch(tasks.provision_tenant, pk)
-    for pk in report.tombstones:
-        tasks.dispatch(tasks.drop_tenant, pk)
+        tasks.dispatch(tasks.provision_tenant, pk, database=databases[pk] or None)
     if report.pending or report.stuck or report.tombstones:
         logger.info("reconcile: %s", report)
     return report
@@ -298,10 +299,14 @@ def _about(tenant: AbstractTenant) -> Any:
 
 
 def _name(tenant: AbstractTenant) -> None:
-    """Name a tenant created without ``save()`` (bulk_create, raw SQL)."""
+    """Name and place a tenant created without ``save()`` (bulk_create, raw SQL)."""
+    from tenancy import placement
+
     tenant.db_schema = tenant.derive_schema()
-    type(tenant)._default_manager.filter(pk=tenant.pk, db_schema__isnull=True).update(
-        db_schema=tenant.db_schema
+    tenant.database = tenant.database or placement.choose(tenant)
+    # Deterministic: two workers naming the same tenant write the same values.
+    type(tenant)._default_manager.using(shared_database()).filter(pk=tenant.pk).update(
+        db_schema=tenant.db_schema, database=tenant.database
     )
 
 
@@ -325,7 +330,7 @@ def _build(tenant: AbstractTenant, shared: str) -> bool:
     if pool.enabled(tenant.database):
         from tenancy import tasks
 
-        tasks.dispatch(tasks.refill_pool, tenant.database)
+        tasks.dispatch(tasks.refill_pool, tenant.database, database=tenant.database)
     return True
 
 

@@ -54,9 +54,11 @@ class AbstractTenant(models.Model):
     )
     database = models.CharField(
         max_length=100,
-        default=conf.default_database,
+        blank=True,
+        default="",
         editable=False,
-        help_text="Database alias that holds the tenant's schema.",
+        help_text="Database alias that holds the tenant's schema; chosen at creation "
+        "(TENANCY_DATABASES, TENANCY_PLACEMENT) unless given.",
     )
     last_error = models.TextField(blank=True, default="", editable=False)
     state_changed_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -93,6 +95,13 @@ class AbstractTenant(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding and not self.db_schema:
             self.db_schema = self.derive_schema()
+        if self._state.adding:
+            from tenancy import placement
+
+            if self.database:
+                placement.check(self.database)
+            else:
+                self.database = placement.choose(self)
         stored = self.__dict__.get("_tenancy_stored_schema")
         if stored is not None and self.db_schema != stored:
             raise TenancyError(

@@ -58,15 +58,19 @@ def outdated() -> QuerySet[Any]:
     tenants = get_tenant_model()._default_manager.using(lifecycle.shared_database())
     return tenants.filter(
         (Q(state=TenantState.READY) & ~Q(migrations_digest=digest)) | Q(state=TenantState.FAILED)
-    ).order_by("pk")
+    ).order_by("database", "pk")
 
 
 def enqueue_all(batch_size: int = 50) -> int:
     """Send migrate tasks for every outdated tenant, without waiting; return how many tenants."""
-    pks = list(outdated().values_list("pk", flat=True))
-    for index in range(0, len(pks), batch_size):
-        tasks.dispatch(tasks.migrate_tenants, pks[index : index + batch_size])
-    return len(pks)
+    by_database: dict[str, list[Any]] = {}
+    for pk, database in outdated().values_list("pk", "database"):
+        by_database.setdefault(database, []).append(pk)
+    for database, pks in by_database.items():
+        for index in range(0, len(pks), batch_size):
+            batch = pks[index : index + batch_size]
+            tasks.dispatch(tasks.migrate_tenants, batch, database=database)
+    return sum(len(pks) for pks in by_database.values())
 
 
 def run_inline(progress: ProgressCallback | None = None) -> Report:
@@ -128,8 +132,11 @@ def run(
     while queue or flight:
         while queue and len(batches) < concurrency:
             size = batch_size or max(1, min(50, math.ceil(len(queue) / (concurrency * 4))))
-            batch = [queue.popleft() for _ in range(min(size, len(queue)))]
-            if tasks.dispatch(tasks.migrate_tenants, [t.pk for t in batch]):
+            database = queue[0].database
+            batch = []
+            while queue and len(batch) < size and queue[0].database == database:
+                batch.append(queue.popleft())
+            if tasks.dispatch(tasks.migrate_tenants, [t.pk for t in batch], database=database):
                 flight.update({t.pk: t.state_changed_at for t in batch})
                 batches.append({t.pk for t in batch})
                 report.enqueued += len(batch)

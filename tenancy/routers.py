@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from django.apps import apps as global_apps
 from django.db import models
 
 from tenancy.state import is_tenant_model
@@ -35,10 +36,16 @@ class TenantRouter:
     """Route tenant classes to their tenant's database; defer on everything else."""
 
     def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
-        return model.__dict__.get("_tenancy_database")
+        return model.__dict__.get("_tenancy_database") or _shared_for(model, hints)
 
     def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
-        return model.__dict__.get("_tenancy_database")
+        return model.__dict__.get("_tenancy_database") or _shared_for(model, hints)
+
+    def allow_relation(self, obj1: models.Model, obj2: models.Model, **hints: Any) -> bool | None:
+        # A tenant row on a tenant database may point at a shared row on the shared one.
+        if _tenant_database(obj1) or _tenant_database(obj2):
+            return True
+        return None
 
     def allow_migrate(
         self, db: str, app_label: str, model_name: str | None = None, **hints: Any
@@ -48,6 +55,25 @@ class TenantRouter:
         if _tenant_mode.get():
             return tenant
         return False if tenant else None
+
+
+def _tenant_database(obj: Any) -> str | None:
+    return type(obj).__dict__.get("_tenancy_database") if obj is not None else None
+
+
+def _shared_for(model: type[models.Model], hints: dict[str, Any]) -> str | None:
+    """Route a shared model reached from a tenant instance to the shared database.
+
+    Without this, Django would read ``project.owner`` on the tenant's database.
+    """
+    if _tenant_database(hints.get("instance")) is None:
+        return None
+    concrete = model._meta.concrete_model or model
+    if concrete._meta.apps is not global_apps:
+        return None  # a tenant's own model (such as a many-to-many table)
+    from tenancy.lifecycle import shared_database
+
+    return shared_database()
 
 
 def install(router: Any) -> None:

@@ -80,12 +80,14 @@ _INLINE = {
 }
 
 
-def dispatch(task: Task, *args: Any) -> bool:
+def dispatch(task: Task, *args: Any, database: str | None = None) -> bool:
     """Run ``task`` inline (``TENANCY_EAGER``) or send it to the broker.
 
     A broker that is down never fails or hangs the caller: the error is
     logged, the durable state (pending row, tombstone) stays, and the
     reconciler sends the task again later. Returns whether it was sent or run.
+    ``database`` (the tenant's alias) fills ``{database}`` in ``TENANCY_CELERY_QUEUE``,
+    so each database server can get its own queue and a bounded number of workers.
     """
     if conf.eager():
         _INLINE[task.name](*args)
@@ -93,7 +95,7 @@ def dispatch(task: Task, *args: Any) -> bool:
     options: dict[str, Any] = {"retry": False}
     queue = conf.celery_queue()
     if queue:
-        options["queue"] = queue
+        options["queue"] = queue.format(database=database or conf.default_database())
     try:
         task.apply_async(args, **options)
     except Exception:
@@ -107,9 +109,9 @@ def dispatch(task: Task, *args: Any) -> bool:
     return True
 
 
-def dispatch_after_commit(task: Task, *args: Any, using: str) -> None:
+def dispatch_after_commit(task: Task, *args: Any, using: str, database: str | None = None) -> None:
     """Dispatch ``task`` once the current transaction on ``using`` commits."""
-    transaction.on_commit(partial(dispatch, task, *args), using=using)
+    transaction.on_commit(partial(dispatch, task, *args, database=database), using=using)
 
 
 def _with_retries(task: Task, work: Any, pk: Any) -> Any:

@@ -152,6 +152,7 @@ def test_a_transient_error_is_retried_then_the_tenant_fails_with_its_error(
     ).start()
     settings.TENANCY_EAGER = False
     settings.TENANCY_CELERY_QUEUE = flaky.queue
+    settings.TENANCY_DATABASES = ["default", "unreachable"]
     try:
         tenant = Customer.objects.create(name="unlucky", database="unreachable")
         with pytest.raises(TenantNotReady, match="OperationalError"):

@@ -16,11 +16,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connections, models
+from django.db import IntegrityError, models
 
-from tenancy import get_tenant_model
+from tenancy import get_tenant_model, placement
 from tenancy.exceptions import TenantNotReady
 from tenancy.models import AbstractTenant, TenantState
+from tenancy.placement import PlacementError
 
 #: Lifecycle fields a caller may set: only where the schema lives is a choice;
 #: state and schema name belong to the lifecycle.
@@ -127,10 +128,11 @@ def _validate(tenant: AbstractTenant) -> None:
         tenant.db_schema = tenant.derive_schema()
     except ValidationError as exc:
         errors["natural key"] = exc.messages
-    if tenant.database not in connections:
-        errors["database"] = [
-            f"{tenant.database!r} is not a database alias; choose one of: {', '.join(connections)}."
-        ]
+    if tenant.database:  # else placement chooses one when the tenant is saved
+        try:
+            placement.check(tenant.database)
+        except PlacementError as exc:
+            errors["database"] = [str(exc)]
     try:
         tenant.full_clean()
     except ValidationError as exc:

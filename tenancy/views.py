@@ -1,0 +1,126 @@
+"""Class-based views of tenant models: ``model`` is a template, the rows are the tenant's.
+
+Put a mixin before Django's generic view; the tenant comes from
+``request.tenant`` (see :class:`tenancy.middleware.TenantMiddleware`)::
+
+    class ProjectList(TenantObjectMixin, ListView):
+        model = Project                      # a template
+
+    class ReportCreate(TenantObjectMixin, CreateView):
+        model = Report
+        form_class = ReportForm              # Meta.model = Report; built per tenant
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.http import Http404, HttpRequest
+
+from tenancy.forms import tenant_modelform_factory
+from tenancy.templates import is_template, template_of
+
+if TYPE_CHECKING:
+    from tenancy.models import AbstractTenant
+
+__all__ = ["TenantMixin", "TenantModelMixin", "TenantObjectMixin"]
+
+
+class TenantMixin:
+    """Give a view the request's tenant through ``get_tenant()``, and ``tenant`` to templates."""
+
+    request: HttpRequest
+
+    def get_tenant(self) -> AbstractTenant:
+        """Return the tenant the view serves: ``request.tenant`` unless overridden.
+
+        Raises ``Http404`` when the request names no tenant (a page of the
+        public site), ``ImproperlyConfigured`` without ``TenantMiddleware``.
+        """
+        try:
+            tenant = self.request.tenant
+        except AttributeError:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs request.tenant: add "
+                "'tenancy.middleware.TenantMiddleware' to MIDDLEWARE, or override get_tenant()."
+            ) from None
+        if tenant is None:
+            raise Http404("This page belongs to a tenant's workspace; the request names no tenant.")
+        return tenant
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("tenant", self.get_tenant())
+        return super().get_context_data(**kwargs)  # type: ignore[misc]
+
+
+class TenantModelMixin(TenantMixin):
+    """For views whose ``model`` is a template: the tenant's class and model forms.
+
+    ``form_class`` may be a ``ModelForm`` of the template (see
+    :mod:`tenancy.forms`); without one, a form of ``fields`` is built for
+    the tenant's class.
+    """
+
+    model: type[models.Model] | None = None
+
+    def get_model(self) -> type[models.Model]:
+        """Return the tenant's class of ``model`` (a dictionary hit once cached)."""
+        return self._template().for_tenant(self.get_tenant())
+
+    def get_form_class(self) -> type[forms.BaseForm]:
+        """Return the form class, built for the tenant when it is a form of a template."""
+        form_class = getattr(self, "form_class", None)
+        fields = getattr(self, "fields", None)
+        if form_class is not None and fields is not None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}: give either 'fields' or 'form_class', not both."
+            )
+        if form_class is not None:
+            if issubclass(form_class, forms.BaseModelForm) and _is_tenant_model(
+                form_class._meta.model
+            ):
+                return tenant_modelform_factory(self.get_tenant(), form_class)
+            return form_class
+        if fields is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs 'fields' or 'form_class' to build a form of "
+                f"{self._template().__name__}."
+            )
+        return tenant_modelform_factory(self.get_tenant(), self._template(), fields=fields)
+
+    def _template(self) -> type[models.Model]:
+        if self.model is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} is missing a model: set model to a tenant model "
+                "template (a TenantModel subclass)."
+            )
+        template = template_of(self.model)
+        if not is_template(template):
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}.model is {self.model!r}, which is not a tenant model "
+                "template: use a TenantModel subclass, or Django's generic views alone for "
+                "shared models."
+            )
+        return template
+
+
+class TenantObjectMixin(TenantModelMixin):
+    """For ``ListView``, ``DetailView``, ``CreateView``, ``UpdateView`` and ``DeleteView``
+    of a template: the queryset is the tenant's rows, forms are the tenant's."""
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        """Return the tenant's rows of ``model``, in ``ordering`` when the view has one."""
+        queryset = self.get_model()._default_manager.all()
+        ordering = self.get_ordering() if hasattr(self, "get_ordering") else None
+        if ordering:
+            if isinstance(ordering, str):
+                ordering = (ordering,)
+            queryset = queryset.order_by(*ordering)
+        return queryset
+
+
+def _is_tenant_model(model: Any) -> bool:
+    return isinstance(model, type) and is_template(template_of(model))
