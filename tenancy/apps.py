@@ -25,6 +25,7 @@ class TenancyConfig(AppConfig):
         tenant = validation.tenant_model()
         post_save.connect(handlers.tenant_saved, sender=tenant, dispatch_uid="tenancy.saved")
         post_delete.connect(handlers.tenant_deleted, sender=tenant, dispatch_uid="tenancy.deleted")
+        from tenancy import checks  # noqa: F401 - registers the system checks
 
 
 def _reinstall_router(*, setting: str, **_: Any) -> None:

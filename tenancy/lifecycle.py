@@ -314,8 +314,11 @@ def _build(tenant: AbstractTenant, shared: str) -> bool:
     """Create the storage and mark the tenant ready; return whether the row still exists."""
     done = _migrated(migrator.plan())
     if tenant.database != shared:
-        provisioning.provision(tenant.db_schema, tenant.database)
-        return _set_state(tenant, TenantState.READY, **done)
+        if not pool.claim(tenant.db_schema, tenant.database):
+            provisioning.provision(tenant.db_schema, tenant.database)
+        exists = _set_state(tenant, TenantState.READY, **done)
+        _refill(tenant.database)
+        return exists
     # One transaction: the schema exists if and only if the tenant is ready.
     try:
         with ddl_transaction(shared):
@@ -327,11 +330,15 @@ def _build(tenant: AbstractTenant, shared: str) -> bool:
     except _TenantGone:
         logger.info("deleted while being provisioned; nothing kept")
         return False
-    if pool.enabled(tenant.database):
+    _refill(tenant.database)
+    return True
+
+
+def _refill(database: str) -> None:
+    if pool.enabled(database):
         from tenancy import tasks
 
-        tasks.dispatch(tasks.refill_pool, tenant.database, database=tenant.database)
-    return True
+        tasks.dispatch(tasks.refill_pool, database, database=database)
 
 
 class _TenantGone(Exception):

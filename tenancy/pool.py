@@ -39,19 +39,22 @@ def claim(schema: str, database: str) -> bool:
     if not enabled(database) or storage.schema_exists(schema, database):
         return False
     connection = connections[database]
-    with transaction.atomic(using=database):
+    shared = _shared()
+    with transaction.atomic(using=shared):
         pooled = (
-            PoolSchema.objects.using(database)
+            PoolSchema.objects.using(shared)
             .select_for_update(skip_locked=True)
             .filter(database=database, digest=migrator.plan().digest)
             .first()
         )
-        if pooled is None or not storage.schema_exists(pooled.name, database):
+        if pooled is None:
             return False
-        with connection.cursor() as cursor:
+        pooled.delete()
+        if not storage.schema_exists(pooled.name, database):
+            return False  # a row left by an interrupted claim: forget it
+        with transaction.atomic(using=database), connection.cursor() as cursor:
             quote = connection.ops.quote_name
             cursor.execute(f"ALTER SCHEMA {quote(pooled.name)} RENAME TO {quote(schema)}")
-        pooled.delete()
         if conf.schema_authorization():
             provisioning.authorize(schema, database)
     return True
@@ -62,20 +65,22 @@ def refill(database: str, size: int | None = None) -> int:
     if not storage.uses_schemas_alias(database):
         return 0
     size = conf.pool_size() if size is None else size
-    with locks.tenant_lock(PREFIX + database, database) as acquired:
+    with locks.tenant_lock(PREFIX + database, _shared()) as acquired:
         if not acquired:
             return 0  # another refill is running
         digest = migrator.plan().digest
-        pooled = PoolSchema.objects.using(database).filter(database=database)
+        shared = _shared()
+        pooled = PoolSchema.objects.using(shared).filter(database=database)
         for stale in pooled.exclude(digest=digest):
             _discard(stale)
+        missing = size - pooled.filter(digest=digest).count()
         built = 0
-        while pooled.filter(digest=digest).count() < size:
+        for _ in range(max(0, missing)):
             name = PREFIX + uuid.uuid4().hex[:16]
             with ddl_transaction(database):
                 # The role is made when the schema is claimed and gets its tenant's name.
                 provisioning.provision(name, database, authorize_role=False)
-                PoolSchema.objects.using(database).create(
+                PoolSchema.objects.using(shared).create(
                     name=name, database=database, digest=digest
                 )
             built += 1
@@ -86,13 +91,18 @@ def refill(database: str, size: int | None = None) -> int:
 
 def drain(database: str) -> int:
     """Drop every pooled schema of ``database``; return how many."""
-    rows = list(PoolSchema.objects.using(database).filter(database=database))
+    rows = list(PoolSchema.objects.using(_shared()).filter(database=database))
     for row in rows:
         _discard(row)
     return len(rows)
 
 
 def _discard(row: PoolSchema) -> None:
-    with transaction.atomic(using=row.database):
-        provisioning.drop(row.name, row.database)
-        row.delete()
+    provisioning.drop(row.name, row.database)
+    row.delete()
+
+
+def _shared() -> str:
+    from tenancy.lifecycle import shared_database
+
+    return shared_database()

@@ -50,6 +50,11 @@ TENANCY_RETRY_BACKOFF = float(os.environ.get("TENANCY_RETRY_BACKOFF", "2"))
 TENANCY_LOCK_WAIT = float(os.environ.get("TENANCY_LOCK_WAIT", "10"))
 
 if BACKEND != "sqlite":
+    # A second database that may hold tenants (tests of placement and moves).
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "TEST": {"NAME": os.environ.get("TENANCY_PG_OTHER_TEST_NAME", "test_tenancy_other")},
+    }
     # A database server that never answers: for tests of transient failures.
     DATABASES["unreachable"] = {
         **DATABASES["default"],
@@ -63,3 +68,35 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"tenancy": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# The admin (tests/test_admin.py, tests/test_admin_browser.py): tests/urls.py
+# registers the tenant model with tenancy.admin.TenantAdmin.
+INSTALLED_APPS += [
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+ROOT_URLCONF = "tests.urls"
+STATIC_URL = "/static/"

@@ -59,11 +59,22 @@ class Command(BaseCommand):
         totals = _totals(tenants)
         drops = Tombstone.objects.using(shared).filter(done_at__isnull=True).count()
         rows = [_row(tenant) for tenant in (tenants.filter(state=state) if state else tenants)]
+        databases = dict(
+            tenants.order_by("database").values_list("database").annotate(n=Count("pk"))
+        )
         if as_json:
-            document = {"tenants": rows, "totals": totals, "pending_drops": drops}
+            document = {
+                "tenants": rows,
+                "totals": totals,
+                "databases": databases,
+                "pending_drops": drops,
+            }
             self.stdout.write(json.dumps(document, cls=DjangoJSONEncoder, indent=2))
             return
         self.stdout.write(_table(rows))
+        if len(databases) > 1:
+            per = ", ".join(f"{alias}: {count}" for alias, count in databases.items())
+            self.stdout.write(f"tenants per database: {per}")
         total = sum(totals.values())
         counts = ", ".join(f"{count} {name}" for name, count in totals.items())
         self.stdout.write(

@@ -1,0 +1,283 @@
+"""System checks of the configuration (``manage.py check``), each with a stable ID and a hint.
+
+The structural problems (E001 to E004) also raise ``ImproperlyConfigured`` in
+``AppConfig.ready()`` (see :mod:`tenancy.validation`); the checks report them
+too, so ``manage.py check --tag tenancy`` and a test calling a check function
+with ``override_settings`` see every problem, each as one message:
+
+========  ==============================================================
+ID        Problem
+========  ==============================================================
+E001      ``TENANCY_TENANT_MODEL`` missing or not "app_label.ModelName"
+E002      the tenant model is not installed or not an ``AbstractTenant``
+E003      the tenant model does not define ``natural_key()``
+E004      a relation between tenant models and shared models cannot work
+E005      Celery not configured: no broker and not ``TENANCY_EAGER``
+E006      ``TENANCY_MODEL_CACHE_SIZE`` not a positive integer
+E007      ``TENANCY_DATABASES`` names an alias missing from ``DATABASES``
+W001      tenant models get 32-bit auto primary keys on PostgreSQL
+========  ==============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.db.models.fields import AutoFieldMixin
+from django.utils.module_loading import import_string
+
+from tenancy import conf, validation
+from tenancy.templates import TEMPLATES, template_parent
+
+#: The tag of every check of the library: ``manage.py check --tag tenancy``.
+TAG = "tenancy"
+
+_TENANT_MODEL_HINT = (
+    "Set TENANCY_TENANT_MODEL = 'yourapp.YourTenant' in settings, naming a subclass of "
+    "tenancy.models.AbstractTenant."
+)
+
+
+@register(Tags.models, TAG)
+def check_tenant_model_setting(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E001: ``TENANCY_TENANT_MODEL`` is missing or malformed."""
+    label = getattr(settings, "TENANCY_TENANT_MODEL", None)
+    if not label:
+        return [
+            Error("TENANCY_TENANT_MODEL is not set.", hint=_TENANT_MODEL_HINT, id="tenancy.E001")
+        ]
+    if not isinstance(label, str) or label.count(".") != 1 or "" in label.split("."):
+        return [
+            Error(
+                f"TENANCY_TENANT_MODEL must have the form 'app_label.ModelName', not {label!r}.",
+                hint=_TENANT_MODEL_HINT,
+                id="tenancy.E001",
+            )
+        ]
+    return []
+
+
+@register(Tags.models, TAG)
+def check_tenant_model(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E002 and E003: the tenant model is unusable (E001 reports a broken setting)."""
+    from tenancy.models import AbstractTenant
+
+    try:
+        label = conf.tenant_model_label()
+    except ImproperlyConfigured:
+        return []
+    app_label = label.split(".")[0]
+    if app_configs is not None and all(config.label != app_label for config in app_configs):
+        return []
+    try:
+        model = apps.get_model(label)
+    except LookupError:
+        return [
+            Error(
+                f"TENANCY_TENANT_MODEL refers to {label!r}, which is not an installed model.",
+                hint="Check the spelling ('app_label.ModelName') and that the app is in "
+                "INSTALLED_APPS.",
+                id="tenancy.E002",
+            )
+        ]
+    if not issubclass(model, AbstractTenant):
+        return [
+            Error(
+                f"TENANCY_TENANT_MODEL refers to {label!r}, which is not a subclass of "
+                "tenancy.models.AbstractTenant.",
+                hint="Derive the tenant model from tenancy.models.AbstractTenant.",
+                obj=model,
+                id="tenancy.E002",
+            )
+        ]
+    if model.natural_key is AbstractTenant.natural_key:
+        return [
+            Error(
+                f"The tenant model {label} does not define natural_key().",
+                hint="Add one returning the tuple that names each tenant's schema, e.g. "
+                "`def natural_key(self): return (self.name,)`.",
+                obj=model,
+                id="tenancy.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.models, TAG)
+def check_relations(app_configs: Sequence[AppConfig] | None = None, **_: Any) -> list[CheckMessage]:
+    """tenancy.E004: relations between tenant models and shared models that cannot work."""
+
+    def selected(model: type[models.Model]) -> bool:
+        return app_configs is None or model._meta.app_config in app_configs
+
+    return relation_errors(
+        [t for t in TEMPLATES.values() if selected(t)],
+        [m for m in apps.get_models(include_auto_created=True) if selected(m)],
+    )
+
+
+def relation_errors(
+    templates: Iterable[type[models.Model]], shared_models: Iterable[type[models.Model]]
+) -> list[CheckMessage]:
+    """Return one tenancy.E004 per model with a relation :mod:`tenancy.validation` refuses."""
+    errors: list[CheckMessage] = []
+    for template in templates:
+        try:
+            validation.check_template_relations([template])
+        except ImproperlyConfigured as exc:
+            errors.append(
+                Error(
+                    str(exc),
+                    hint="Give the relation related_name='+' (no reverse accessor) or a "
+                    "related_name containing '%(class)s' (one accessor per tenant).",
+                    obj=template,
+                    id="tenancy.E004",
+                )
+            )
+    for model in shared_models:
+        try:
+            validation.check_shared_relations([model])
+        except ImproperlyConfigured as exc:
+            errors.append(
+                Error(
+                    str(exc),
+                    hint="Declare the relation on the tenant model, pointing to the shared "
+                    "model, or keep the tenant-side id in a plain field.",
+                    obj=model,
+                    id="tenancy.E004",
+                )
+            )
+    return errors
+
+
+@register(TAG)
+def check_celery(
+    app_configs: Sequence[AppConfig] | None = None, *, celery_app: Any = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E005: no Celery broker configured and the lifecycle is not eager.
+
+    ``celery_app`` defaults to Celery's current app (the project's, once its
+    ``celery.py`` is imported).
+    """
+    if conf.eager() or getattr(settings, "CELERY_BROKER_URL", None):
+        return []
+    if celery_app is None:
+        from celery import current_app
+
+        celery_app = current_app
+    if celery_app.conf.broker_url or celery_app.conf.task_always_eager:
+        return []
+    return [
+        Error(
+            "Celery is not configured for the tenant lifecycle: no broker URL is set and "
+            "TENANCY_EAGER is off, so new tenants would never be provisioned.",
+            hint="Set CELERY_BROKER_URL (e.g. 'redis://localhost:6379/0') and run a worker "
+            "(`celery -A yourproject worker`), or set TENANCY_EAGER = True to run the lifecycle "
+            "inline (scripts, tests).",
+            id="tenancy.E005",
+        )
+    ]
+
+
+@register(TAG)
+def check_auto_field(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.W001: tenant models get 32-bit auto primary keys while a database is PostgreSQL."""
+    engines = [str(db.get("ENGINE", "")) for db in getattr(settings, "DATABASES", {}).values()]
+    if not any("postgis" in engine or "postgresql" in engine for engine in engines):
+        return []
+    narrow = []
+    for template in TEMPLATES.values():
+        if app_configs is not None and template._meta.app_config not in app_configs:
+            continue
+        pk_class = _auto_pk_class(template)
+        if pk_class is not None and not issubclass(pk_class, models.BigAutoField):
+            narrow.append(f"{template._meta.label} ({pk_class.__name__})")
+    if not narrow:
+        return []
+    return [
+        Warning(
+            f"Tenant models have 32-bit auto primary keys on PostgreSQL: {', '.join(narrow)}.",
+            hint="Set DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField' (or default_auto_field "
+            "on the tenant apps' AppConfig) before the first tenant exists: Citus distribution "
+            "and long-lived fleets need 64-bit ids, and changing a primary key type later "
+            "rewrites the tables of every tenant.",
+            id="tenancy.W001",
+        )
+    ]
+
+
+def _auto_pk_class(template: type[models.Model]) -> type[models.Field] | None:
+    """Return the class of the auto primary key a template's tenant classes get, if any."""
+    if template_parent(template) is not None:
+        return None  # a child's key points to its parent's row, which is checked instead
+    for field in template._meta.local_fields:
+        if field.primary_key:
+            return type(field) if isinstance(field, AutoFieldMixin) else None
+    # Read at call time: AppConfig caches DEFAULT_AUTO_FIELD once it has built a model.
+    path: Any = settings.DEFAULT_AUTO_FIELD
+    config = template._meta.app_config
+    if config is not None and type(config).default_auto_field is not AppConfig.default_auto_field:
+        declared = type(config).default_auto_field  # the app's own choice
+        path = declared if isinstance(declared, str) else config.default_auto_field
+    try:
+        pk_class = import_string(path) if isinstance(path, str) else path
+    except ImportError:
+        return None  # Django's own checks report a broken DEFAULT_AUTO_FIELD
+    return pk_class if isinstance(pk_class, type) else None
+
+
+@register(TAG)
+def check_cache_size(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E006: ``TENANCY_MODEL_CACHE_SIZE`` is not a positive integer."""
+    size = getattr(settings, "TENANCY_MODEL_CACHE_SIZE", conf.DEFAULT_MODEL_CACHE_SIZE)
+    if isinstance(size, int) and not isinstance(size, bool) and size >= 1:
+        return []
+    return [
+        Error(
+            f"TENANCY_MODEL_CACHE_SIZE must be a positive integer, not {size!r}.",
+            hint="It is the number of tenants whose model classes a process keeps cached; "
+            f"remove the setting for the default ({conf.DEFAULT_MODEL_CACHE_SIZE}).",
+            id="tenancy.E006",
+        )
+    ]
+
+
+@register(TAG)
+def check_databases(app_configs: Sequence[AppConfig] | None = None, **_: Any) -> list[CheckMessage]:
+    """tenancy.E007: ``TENANCY_DATABASES`` names an alias that ``DATABASES`` lacks."""
+    if not hasattr(settings, "TENANCY_DATABASES"):
+        return []
+    aliases = settings.TENANCY_DATABASES
+    if isinstance(aliases, str) or not isinstance(aliases, Iterable):
+        return [
+            Error(
+                f"TENANCY_DATABASES must be a list of database aliases, not {aliases!r}.",
+                hint="For example TENANCY_DATABASES = ['default'].",
+                id="tenancy.E007",
+            )
+        ]
+    databases = getattr(settings, "DATABASES", {})
+    return [
+        Error(
+            f"TENANCY_DATABASES names {alias!r}, which is not in DATABASES.",
+            hint=f"Add {alias!r} to DATABASES or remove it from TENANCY_DATABASES "
+            f"(known aliases: {', '.join(sorted(databases)) or 'none'}).",
+            id="tenancy.E007",
+        )
+        for alias in aliases
+        if alias not in databases
+    ]

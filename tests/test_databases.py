@@ -1,0 +1,147 @@
+"""Tenants across several PostgreSQL databases: placement, routing, lifecycle, moves."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import DatabaseError, connections, transaction
+
+from tenancy import lifecycle, migrator, move, provisioning, rollout, storage
+from tenancy.models import TenantState, Tombstone
+from tests.testapp.models import Customer, Project, Report
+
+pytestmark = [
+    pytest.mark.postgresql,
+    pytest.mark.django_db(transaction=True, databases=["default", "other"]),
+]
+
+
+@pytest.fixture
+def two_databases(settings):
+    settings.TENANCY_DATABASES = ["default", "other"]
+    yield
+    for alias in ("default", "other"):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%%'")
+            schemas = [row[0] for row in cursor.fetchall()]
+        for schema in schemas:
+            provisioning.drop(schema, alias)
+
+
+def place(name: str, **fields) -> Customer:
+    tenant = Customer.objects.create(name=name, **fields)
+    tenant.refresh_from_db()
+    return tenant
+
+
+def test_new_tenants_go_to_the_database_with_the_fewest(two_databases):
+    placed = [place(f"p{i}").database for i in range(4)]
+    assert sorted(placed) == ["default", "default", "other", "other"]
+    assert Customer.objects.using("other").count() == 0  # the rows stay shared
+
+
+def test_a_custom_placement_callable_decides(two_databases, settings):
+    settings.TENANCY_PLACEMENT = "tests.test_databases.everyone_on_other"
+    assert place("custom").database == "other"
+
+
+def everyone_on_other(tenant, aliases):
+    return "other"
+
+
+def test_tenant_classes_read_and_write_their_tenants_database(two_databases):
+    tenant = place("remote", database="other")
+    assert storage.schema_exists(tenant.db_schema, "other")
+    assert not storage.schema_exists(tenant.db_schema, "default")
+    owner = User.objects.create(username="boss")  # on the shared database
+    project = Project.for_tenant(tenant).objects.create(name="p", owner=owner)
+    Report.for_tenant(tenant).objects.create(project=project)
+    fetched = Report.for_tenant(tenant).objects.select_related("project").get()
+    assert fetched._state.db == "other" and fetched.project.name == "p"
+    assert Project.for_tenant(tenant).objects.get().owner == owner  # read from the shared db
+
+
+def test_drop_and_reconcile_work_per_database(two_databases):
+    tenant = place("gone", database="other")
+    tenant.delete()
+    assert not storage.schema_exists("tenant_gone", "other")
+    assert Tombstone.objects.get().database == "other"
+    Customer.objects.bulk_create([Customer(name="bulk_other", database="other")])
+    lifecycle.reconcile(grace=0)
+    assert Customer.objects.get(name="bulk_other").state == TenantState.READY
+    assert storage.schema_exists("tenant_bulk_other", "other")
+
+
+def test_a_rollout_migrates_tenants_on_every_database(two_databases):
+    tenants = [place("roll_a", database="default"), place("roll_b", database="other")]
+    Customer.objects.update(migrations_digest="old")
+    report = rollout.run_inline()
+    assert {o.schema for o in report.succeeded} == {t.db_schema for t in tenants}
+    assert set(Customer.objects.values_list("migrations_digest", flat=True)) == {
+        migrator.plan().digest
+    }
+
+
+def test_status_shows_tenants_per_database(two_databases, capsys):
+    place("one", database="default"), place("two", database="other")
+    call_command("tenancy_status")
+    assert "default: 1, other: 1" in capsys.readouterr().out
+
+
+def test_a_tenant_moves_with_its_rows_and_stays_readable(two_databases):
+    tenant = place("mover", database="default")
+    Project.for_tenant(tenant).objects.bulk_create(
+        [Project.for_tenant(tenant)(name=f"p{i}") for i in range(5)]
+    )
+    call_command("tenancy_move", "mover", "other")
+    tenant.refresh_from_db()
+    assert tenant.database == "other"
+    assert not storage.schema_exists("tenant_mover", "default")
+    model = Project.for_tenant(tenant)
+    assert model.objects.count() == 5
+    assert model.objects.create(name="after").pk == 6  # sequences carried over
+
+
+def test_writes_are_refused_and_reads_work_while_a_tenant_moves(two_databases):
+    tenant = place("frozen", database="default")
+    Project.for_tenant(tenant).objects.create(name="kept")
+    move.freeze(tenant.db_schema, "default")
+    try:
+        assert Project.for_tenant(tenant).objects.get().name == "kept"
+        with pytest.raises(DatabaseError, match="read-only while it moves"), transaction.atomic():
+            Project.for_tenant(tenant).objects.create(name="refused")
+    finally:
+        move.thaw(tenant.db_schema, "default")
+    Project.for_tenant(tenant).objects.create(name="writable again")
+
+
+def test_a_move_that_fails_half_way_leaves_the_tenant_where_it_was(two_databases, monkeypatch):
+    tenant = place("stuck", database="default")
+    Project.for_tenant(tenant).objects.create(name="safe")
+
+    def lose_rows(out, into, name):
+        raise move.MoveError(f"{name}: 0 rows copied of 1; the move is undone.")
+
+    monkeypatch.setattr(move, "_verify", lose_rows)
+    with pytest.raises(move.MoveError, match="undone"):
+        move.move_tenant(tenant, "other")
+    tenant.refresh_from_db()
+    assert tenant.database == "default"
+    assert not storage.schema_exists(tenant.db_schema, "other")
+    model = Project.for_tenant(tenant)
+    model.objects.create(name="still writable")
+    assert model.objects.count() == 2
+
+
+def test_the_warm_pool_works_per_database(two_databases, settings):
+    from tenancy import pool
+
+    settings.TENANCY_POOL_SIZE = 1
+    try:
+        assert pool.refill("other") == 1
+        tenant = place("pooled_other", database="other")
+        assert tenant.state == TenantState.READY
+        assert storage.schema_exists("tenant_pooled_other", "other")
+        assert Project.for_tenant(tenant).objects.create(name="p").pk
+    finally:
+        pool.drain("other")
+        pool.drain("default")
