@@ -16,7 +16,7 @@ from django.db import connections, models
 from django.db.backends.utils import truncate_name
 
 from tenancy import storage
-from tenancy.templates import TEMPLATES, is_template, template_parent
+from tenancy.registry import TEMPLATES, is_template, template_parent
 
 #: Meta options a tenant class never takes from its template.
 _SKIPPED_META = frozenset({"abstract", "proxy", "db_table", "app_label", "apps"})

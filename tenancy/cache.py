@@ -16,7 +16,7 @@ from django.db import models
 
 from tenancy import conf, factory
 from tenancy.exceptions import TenancyError, TenantNotReady
-from tenancy.templates import is_template, template_of
+from tenancy.registry import is_template, template_of
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant

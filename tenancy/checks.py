@@ -33,7 +33,7 @@ from django.db.models.fields import AutoFieldMixin
 from django.utils.module_loading import import_string
 
 from tenancy import conf, validation
-from tenancy.templates import TEMPLATES, template_parent
+from tenancy.registry import TEMPLATES, template_parent
 
 #: The tag of every check of the library: ``manage.py check --tag tenancy``.
 TAG = "tenancy"

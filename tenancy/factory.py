@@ -26,7 +26,7 @@ from django.dispatch.dispatcher import Signal, _make_id
 from tenancy import storage
 from tenancy.blueprints import Blueprint, blueprint_for
 from tenancy.ddl import prefixed
-from tenancy.templates import TEMPLATES, TENANT_ATTR
+from tenancy.registry import TEMPLATES, TENANT_ATTR
 
 #: Model signals whose receivers connected to a template also serve its tenant classes.
 MODEL_SIGNALS: tuple[Signal, ...] = (

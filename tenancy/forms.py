@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.forms.models import ModelFormMetaclass
 
 from tenancy.exceptions import TemplateModelUsed
-from tenancy.templates import is_template, template_of
+from tenancy.registry import is_template, template_of
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant

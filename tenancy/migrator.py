@@ -34,9 +34,9 @@ from django.db.migrations.state import ModelState, ProjectState
 from tenancy import storage
 from tenancy.ddl import ddl_transaction, prefixed, tenant_schema_editor
 from tenancy.exceptions import TenancyError
+from tenancy.registry import TEMPLATES
 from tenancy.routers import tenant_migrations
 from tenancy.state import PerTenant
-from tenancy.templates import TEMPLATES
 
 #: The per-tenant record of applied migrations (one per schema / prefix).
 RECORD_TABLE = "tenancy_migrations"

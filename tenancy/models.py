@@ -10,7 +10,7 @@ from django.utils import timezone
 from tenancy import cache, conf, notify
 from tenancy.exceptions import TenancyError, TenantNotReady
 from tenancy.naming import schema_name_for
-from tenancy.templates import TenantModelBase, default_manager_guard, template_of
+from tenancy.registry import TenantModelBase, default_manager_guard, template_of
 
 
 class TenantState(models.TextChoices):
@@ -181,7 +181,7 @@ class TenantModel(models.Model, metaclass=TenantModelBase):
 def _unpickle(label: str, schema: str, database: str) -> models.Model:
     """Recreate a pickled tenant instance with its tenant's class."""
     from tenancy import get_tenant_model
-    from tenancy.templates import TEMPLATES
+    from tenancy.registry import TEMPLATES
 
     template = TEMPLATES[label.lower()]
     bundle = cache.cached(schema)

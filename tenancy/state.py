@@ -18,7 +18,7 @@ from django.apps import apps as global_apps
 from django.db import models
 from django.db.migrations.state import ModelState, ProjectState
 
-from tenancy.templates import TEMPLATES
+from tenancy.registry import TEMPLATES
 
 
 class PerTenant:
@@ -27,7 +27,7 @@ class PerTenant:
 
 def is_tenant_model(model: Any) -> bool:
     """Return whether a (historical or template) model is a tenant model."""
-    from tenancy.templates import is_template, is_tenant_class
+    from tenancy.registry import is_template, is_tenant_class
 
     return isinstance(model, type) and (
         issubclass(model, PerTenant) or is_template(model) or is_tenant_class(model)

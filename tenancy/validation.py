@@ -15,7 +15,7 @@ from django.db import models
 
 from tenancy import conf
 from tenancy.blueprints import resolve_label
-from tenancy.templates import TEMPLATES, is_template
+from tenancy.registry import TEMPLATES, is_template
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant

@@ -21,7 +21,7 @@ from django.db import models
 from django.http import Http404, HttpRequest
 
 from tenancy.forms import tenant_modelform_factory
-from tenancy.templates import is_template, template_of
+from tenancy.registry import is_template, template_of
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant

@@ -10,7 +10,7 @@ from django.test.utils import isolate_apps
 
 from tenancy import checks
 from tenancy.models import AbstractTenant, TenantModel
-from tenancy.templates import TEMPLATES
+from tenancy.registry import TEMPLATES
 from tests.testapp import apps as testapp_apps
 from tests.testapp.models import Customer
 
