@@ -92,11 +92,15 @@ def _provision_locked(
             return "missing"
         if tenant.state == TenantState.READY:
             return "ready"
-        _set_state(tenant, TenantState.PROVISIONING, tenant.last_error)
         started = time.monotonic()
         try:
             _clear_leftovers(tenant.db_schema, tenant.database)
-            committed = _build(tenant, shared)
+            # A pooled schema is handed out in one short transaction: no
+            # "provisioning" state is worth writing for that.
+            committed = _build(tenant, shared, pool_only=True)
+            if committed is None:
+                _set_state(tenant, TenantState.PROVISIONING, tenant.last_error)
+                committed = _build(tenant, shared)
         except Exception as exc:
             _record_failure(tenant, exc, final=final or not is_transient(exc))
             raise
@@ -310,24 +314,29 @@ def _name(tenant: AbstractTenant) -> None:
     )
 
 
-def _build(tenant: AbstractTenant, shared: str) -> bool:
-    """Create the storage and mark the tenant ready; return whether the row still exists."""
+def _build(tenant: AbstractTenant, shared: str, *, pool_only: bool = False) -> bool | None:
+    """Create the storage and mark the tenant ready; return whether the row still exists.
+
+    With ``pool_only``, only claim a pooled schema, and return None if none is free.
+    """
     done = _migrated(migrator.plan())
-    if tenant.database != shared:
-        if not pool.claim(tenant.db_schema, tenant.database):
-            provisioning.provision(tenant.db_schema, tenant.database)
-        exists = _set_state(tenant, TenantState.READY, **done)
-        _refill(tenant.database)
-        return exists
-    # One transaction: the schema exists if and only if the tenant is ready.
+    same = tenant.database == shared
+    if pool_only and not pool.enabled(tenant.database):
+        return None
     try:
-        with ddl_transaction(shared):
-            claimed = pool.claim(tenant.db_schema, tenant.database)
-            if not claimed:
+        # One transaction where the schema and the row share a database: the
+        # schema exists if and only if the tenant is ready.
+        with ddl_transaction(shared) if same else contextlib.nullcontext():
+            if pool_only:
+                if not pool.claim(tenant.db_schema, tenant.database):
+                    return None
+            else:
                 provisioning.provision(tenant.db_schema, tenant.database)
             if not _set_state(tenant, TenantState.READY, **done):
                 raise _TenantGone  # deleted meanwhile: commit no orphan schema
     except _TenantGone:
+        if not same:
+            provisioning.drop(tenant.db_schema, tenant.database)
         logger.info("deleted while being provisioned; nothing kept")
         return False
     _refill(tenant.database)

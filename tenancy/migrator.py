@@ -68,6 +68,8 @@ class Plan:
     compiled: dict[tuple[Key, ...], list[tuple[Key, list[tuple[str, Any]]]]] = field(
         default_factory=dict
     )
+    #: The DDL that builds a tenant at the current state, per database alias.
+    compiled_builds: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
 
     def compilable(self, todo: list[Key]) -> bool:
         """Return whether these migrations are plain SQL, the same for every tenant.
@@ -92,8 +94,12 @@ class Plan:
     def migration(self, key: Key) -> Migration:
         return self.loader.graph.nodes[key]
 
-    def state_before(self, key: Key | None) -> ProjectState:
-        """Return a fresh copy of the project state before ``key`` (None: the end)."""
+    def state_before(self, key: Key | None, *, copy: bool = True) -> ProjectState:
+        """Return the project state before ``key`` (None: the end).
+
+        A fresh copy unless ``copy`` is false: then the shared, rendered state,
+        which the caller must not change.
+        """
         with self._lock:
             state = self._states.get(key)
             if state is None:
@@ -103,7 +109,7 @@ class Plan:
                     state = self.loader.project_state(key, at_end=False)
                 state.apps  # noqa: B018 - render once, clone per tenant
                 self._states[key] = state
-        return state.clone()
+        return state.clone() if copy else state
 
 
 _plan: Plan | None = None
@@ -178,9 +184,14 @@ def applied(schema: str, using: str) -> set[Key]:
     """Return the migrations recorded as applied in the tenant's storage."""
     table = storage.table_name(schema, RECORD_TABLE, using)
     connection = connections[using]
-    if table not in storage.existing_tenant_tables(schema, using):
-        return set()
     with connection.cursor() as cursor:
+        if storage.uses_schemas(connection):
+            # An index look-up; pg_tables would scan the catalog of every tenant.
+            cursor.execute("SELECT to_regclass(%s)", [table])
+            if cursor.fetchone()[0] is None:
+                return set()
+        elif table not in storage.existing_tenant_tables(schema, using):
+            return set()
         cursor.execute(f"SELECT app, name FROM {connection.ops.quote_name(table)}")
         return {(app, name) for app, name in cursor.fetchall()}
 
@@ -276,17 +287,36 @@ def build_schema(schema: str, using: str) -> None:
     """
     connection = connections[using]
     the_plan = plan()
-    state = the_plan.state_before(None)
     prefix = _prefix(schema, using)
     with tenant_migrations():
         if prefix is None:
             _enter_schema(connection, schema)
+            _build_compiled(the_plan, connection, using)
         else:
+            state = the_plan.state_before(None)
             _prefix_state(state, schema)
-        with tenant_schema_editor(connection, atomic=False, prefix=prefix) as editor:
-            for model in _tables(state):
-                editor.create_model(model)
+            with tenant_schema_editor(connection, atomic=False, prefix=prefix) as editor:
+                for model in _tables(state):
+                    editor.create_model(model)
         _record(connection, schema, using, the_plan.keys)
+
+
+def _build_compiled(the_plan: Plan, connection: BaseDatabaseWrapper, using: str) -> None:
+    """Create the tables in the current schema (``search_path``), replaying the DDL
+    recorded for the first schema built on ``using`` by this process."""
+    statements = the_plan.compiled_builds.get(using)
+    if statements is not None:
+        with connection.cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params or None)
+        return
+    recording: list[tuple[str, Any]] = []
+    state = the_plan.state_before(None, copy=False)
+    with tenant_schema_editor(connection, atomic=False) as editor:
+        editor.tenancy_recording = recording
+        for model in _tables(state):
+            editor.create_model(model)
+    the_plan.compiled_builds[using] = recording
 
 
 def create_record_table(connection: BaseDatabaseWrapper, schema: str, using: str) -> None:

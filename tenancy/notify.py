@@ -37,7 +37,7 @@ def wait(check: Callable[[], bool], using: str, timeout: float | None, poll: flo
     ``using`` (PostgreSQL) or ``poll`` seconds pass.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    listener = _listen(using)
+    listener, owned = _listen(using)
     try:
         while True:
             if check():
@@ -48,23 +48,44 @@ def wait(check: Callable[[], bool], using: str, timeout: float | None, poll: flo
             _sleep(listener, min(remaining, poll if listener is None else MAX_POLL))
     finally:
         if listener is not None:
-            with suppress(Exception):
-                listener.close()
+            _unlisten(listener, owned)
 
 
-def _listen(using: str) -> Any:
-    """Open a separate connection listening on the channel, or None."""
+def _listen(using: str) -> tuple[Any, bool]:
+    """Start listening; return the driver connection and whether it is ours to close.
+
+    Outside a transaction, Django's own connection listens (no connection to
+    open, a few milliseconds saved); notifications reach a connection only
+    between transactions, so inside one a separate connection listens.
+    """
     connection = connections[using]
     if connection.vendor != "postgresql":
-        return None
+        return None, False
     try:
-        raw = connection.get_new_connection(connection.get_connection_params())
-        raw.autocommit = True
+        if connection.in_atomic_block:
+            raw = connection.get_new_connection(connection.get_connection_params())
+            raw.autocommit = True
+            owned = True
+        else:
+            connection.ensure_connection()
+            raw, owned = connection.connection, False
         with raw.cursor() as cursor:
             cursor.execute(f"LISTEN {CHANNEL}")
     except Exception:  # the driver's own errors too: polling still works
-        return None
-    return raw
+        return None, False
+    return raw, owned
+
+
+def _unlisten(raw: Any, owned: bool) -> None:
+    # Stop listening after the wait: a listener that never reads would hold
+    # back PostgreSQL's notification queue for every other session.
+    with suppress(Exception):
+        if owned:
+            raw.close()
+            return
+        with raw.cursor() as cursor:
+            cursor.execute(f"UNLISTEN {CHANNEL}")
+        raw.notifies.clear()
 
 
 def _sleep(listener: Any, seconds: float) -> None:

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from tenancy import provisioning, storage
+from tenancy import migrator, provisioning, storage
 from tenancy.ddl import tenant_schema_editor
 from tests.conftest import drop_all_tenant_storage, on_postgresql
 from tests.testapp.models import Customer, Project
@@ -56,6 +56,7 @@ def test_a_failure_mid_provisioning_leaves_nothing_half_built(pending, monkeypat
         return original(self, model, field, include_default)
 
     monkeypatch.setattr(ddl.OnDeleteMixin, "column_sql", failing)
+    migrator.plan().compiled_builds.clear()  # build with the schema editor, not a replay
     with pytest.raises(RuntimeError, match="disk full"):
         provisioning.provision(pending.db_schema, "default")
     assert not storage.schema_exists(pending.db_schema, "default")
@@ -80,3 +81,16 @@ def test_identifiers_are_quoted_in_ddl(pending):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", [pending.db_schema])
         assert cursor.fetchone()[0] >= 10
+
+
+@pytest.mark.postgresql
+def test_later_schemas_replay_the_ddl_recorded_for_the_first(make_tenant):
+    migrator.plan().compiled_builds.clear()
+    first = make_tenant("compiled_first")
+    assert migrator.plan().compiled_builds["default"]  # recorded while building `first`
+    second = make_tenant("compiled_second")
+    assert storage.existing_tenant_tables(first.db_schema, "default") == {
+        table.replace(second.db_schema, first.db_schema)
+        for table in storage.existing_tenant_tables(second.db_schema, "default")
+    }
+    Project.for_tenant(second).objects.create(name="in a replayed schema")
