@@ -19,7 +19,6 @@ from django.apps.registry import Apps
 from django.db import models
 from django.db.migrations.state import AppConfigStub
 from django.db.models import signals
-from django.db.models.base import subclass_exception
 from django.db.models.options import Options, make_immutable_fields_list
 from django.dispatch.dispatcher import Signal, _make_id
 
@@ -286,11 +285,15 @@ def _prefix_names(meta_attrs: dict[str, Any], schema: str) -> None:
 
 
 def _inherit_exceptions(model: type, template: type, bases: tuple[type, ...]) -> None:
-    """Derive the tenant class's exceptions from the template's ones."""
+    """Give the tenant class its template's exceptions.
+
+    Shared by every tenant (two classes less per model and tenant), so
+    ``except Project.DoesNotExist`` catches every tenant's, and a parent
+    template's exception catches its children's (the template exceptions
+    are derived along template inheritance).
+    """
     for name in ("DoesNotExist", "MultipleObjectsReturned"):
-        parents = [getattr(template, name)]
-        parents += [getattr(b, name) for b in bases if b is not template]
-        setattr(model, name, subclass_exception(name, tuple(parents), model.__module__, model))
+        setattr(model, name, getattr(template, name))
 
 
 def _copy_receivers(template: type, model: type, bundle: TenantModels) -> None:
