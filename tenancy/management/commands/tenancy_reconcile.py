@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from tenancy import get_tenant_model, lifecycle
+from tenancy import drift, get_tenant_model, lifecycle
 from tenancy.models import TenantState
 
 
@@ -39,6 +39,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", dest="as_json", help="print a JSON object"
         )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="only report drift: schemas without a tenant, ready tenants without a "
+            "schema, stale pooled schemas, drops not done",
+        )
+        parser.add_argument(
+            "--repair",
+            action="store_true",
+            help="repair the drift that is safe to repair (reprovision missing schemas, drop "
+            "stale pooled schemas, resend drops); orphan schemas are only reported",
+        )
+        parser.add_argument(
+            "--drop-orphans",
+            action="store_true",
+            help="with --repair: also drop schemas that no tenant row names",
+        )
 
     def handle(
         self,
@@ -48,6 +65,9 @@ class Command(BaseCommand):
         as_json: bool,
         **options: Any,
     ) -> None:
+        if options["check"] or options["repair"]:
+            self._drift(as_json, repair=options["repair"], drop=options["drop_orphans"])
+            return
         try:
             report = lifecycle.reconcile(grace=grace)
         except Exception as exc:
@@ -81,6 +101,16 @@ class Command(BaseCommand):
                 ("retried", retried),
             ]:
                 self.stdout.write(f"  {label}: {', '.join(map(str, ids)) or '-'}")
+
+    def _drift(self, as_json: bool, *, repair: bool, drop: bool) -> None:
+        found = drift.repair(drop_orphans=drop) if repair else drift.find()
+        if as_json:
+            self.stdout.write(json.dumps(found.__dict__))
+        else:
+            for kind, names in found.__dict__.items():
+                self.stdout.write(f"{kind.replace('_', ' ')}: {', '.join(names) or '-'}")
+            if repair:
+                self.stdout.write("repaired what is safe to repair")
 
 
 def _retry_failed() -> tuple[list[Any], dict[Any, str]]:
