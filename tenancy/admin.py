@@ -215,8 +215,12 @@ class TenantAdminMixin(_AdminBase):
             return readonly  # a new tenant has no lifecycle to show yet
         return readonly + tuple(f for f in self.lifecycle_readonly_fields if f not in readonly)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # action_location: Django 6.1 (ActionLocation); Django 5.2 has no such argument.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location)  # type: ignore[call-arg]
         if "delete_selected" in actions:
             actions["delete_selected"] = (  # type: ignore[assignment]
                 delete_selected_tenants,

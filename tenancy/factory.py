@@ -132,6 +132,9 @@ def build(schema: str | None, database: str) -> TenantModels:
         if schema is not None:
             _copy_receivers(template, model, bundle)
         _record_shared_accessors(model, bundle)
+    for model in bundle.apps.get_models(include_auto_created=True):
+        if model._meta.auto_created:  # many-to-many tables route with their tenant
+            model._tenancy_database = database
     return bundle
 
 
@@ -300,7 +303,9 @@ def _copy_receivers(template: type, model: type, bundle: TenantModels) -> None:
     """Connect the template's signal receivers to its tenant class too."""
     sender_id = _make_id(template)
     for signal in MODEL_SIGNALS:
-        for (receiver_key, key_sender), receiver, _is_async in list(signal.receivers):
+        # Entries are (key, receiver, is_async); Django 6.0 added the sender's
+        # weak reference: (key, receiver, sender_ref, is_async).
+        for (receiver_key, key_sender), receiver, *_rest in list(signal.receivers):
             if key_sender != sender_id:
                 continue
             weak = isinstance(receiver, weakref.ReferenceType)

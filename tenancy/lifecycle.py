@@ -166,15 +166,17 @@ def migrate_tenants(pks: list[Any]) -> dict[Any, str]:
     """Migrate several tenants one after another (each in its own transaction).
 
     A failing tenant keeps its error on its row and the others go on;
-    returns each tenant's result (``"error"`` for a failure).
+    returns each tenant's result (``"error"`` for a failure, ``"retry"`` for a
+    transient one that the caller should send again).
     """
     results: dict[Any, str] = {}
     for pk in pks:
         try:
-            results[pk] = migrate_tenant(pk)
-        except Exception:
-            logger.exception("migrating tenant %r failed", pk)
-            results[pk] = "error"
+            results[pk] = migrate_tenant(pk, final=False)
+        except Exception as exc:
+            # A transient failure leaves the tenant as it was, for a retry.
+            results[pk] = "retry" if is_transient(exc) else "error"
+            logger.warning("migrating tenant %r failed: %s", pk, describe(exc))
     return results
 
 
@@ -330,8 +332,10 @@ def _build(tenant: AbstractTenant, shared: str, *, pool_only: bool = False) -> b
             if pool_only:
                 if not pool.claim(tenant.db_schema, tenant.database):
                     return None
-            else:
-                provisioning.provision(tenant.db_schema, tenant.database)
+            elif not provisioning.provision(tenant.db_schema, tenant.database):
+                # The schema exists (a retried tenant, or one whose migration
+                # failed): bring it to the current migrations before "ready".
+                migrator.migrate_schema(tenant.db_schema, tenant.database)
             if not _set_state(tenant, TenantState.READY, **done):
                 raise _TenantGone  # deleted meanwhile: commit no orphan schema
     except _TenantGone:

@@ -24,12 +24,18 @@ ORDER = ("tenant", "schema", "database", "task")
 @contextmanager
 def context(**fields: Any) -> Iterator[None]:
     """Bind ``fields`` (tenant, schema, database, task) to log lines in the block."""
-    merged = {**_fields.get(), **{k: str(v) for k, v in fields.items() if v is not None}}
+    merged = {**_fields.get(), **{k: _safe(v) for k, v in fields.items() if v is not None}}
     token = _fields.set(merged)
     try:
         yield
     finally:
         _fields.reset(token)
+
+
+def _safe(value: Any) -> str:
+    """Render a field on one line: a tenant's name cannot forge another log line."""
+    text = str(value)
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 def current() -> dict[str, str]:
@@ -46,7 +52,8 @@ class ContextLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             return msg, kwargs
         kwargs["extra"] = {**kwargs.get("extra", {}), "tenancy": dict(fields)}
         prefix = " ".join(f"{k}={fields[k]}" for k in ORDER if k in fields)
-        return f"[{prefix}] {msg}", kwargs
+        # The values are data: a '%' must not reach the message's format string.
+        return f"[{prefix.replace('%', '%%')}] {msg}", kwargs
 
 
 def get_logger(name: str) -> ContextLogger:

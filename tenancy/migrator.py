@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
@@ -221,11 +221,17 @@ def migrate_schema(
     schemas = storage.uses_schemas(connection)
     compilable = schemas and the_plan.compilable(todo)
     compiled = the_plan.compiled.get(tuple(todo)) if compilable else None
-    with tenant_migrations(), ddl_transaction(using):
+    with tenant_migrations(using), ddl_transaction(using):
         if schemas:
             _enter_schema(connection, schema)
         if compiled is not None:
-            _replay(connection, schema, todo, compiled)
+            try:
+                with transaction.atomic(using=using):
+                    _replay(connection, schema, todo, compiled)
+            except TenantMigrationError:
+                # This schema may differ from the one the SQL was recorded on (a
+                # hand-made change): apply the migrations themselves instead.
+                _apply(the_plan, todo, schema, using, None)
         else:
             recording: list[tuple[str, Any]] | None = [] if compilable else None
             _apply(the_plan, todo, schema, using, recording)
@@ -288,7 +294,7 @@ def build_schema(schema: str, using: str) -> None:
     connection = connections[using]
     the_plan = plan()
     prefix = _prefix(schema, using)
-    with tenant_migrations():
+    with tenant_migrations(using):
         if prefix is None:
             _enter_schema(connection, schema)
             _build_compiled(the_plan, connection, using)

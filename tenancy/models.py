@@ -77,8 +77,9 @@ class AbstractTenant(models.Model):
         )
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Self:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Self:
+        # **kwargs: Django 6.1 passes fetch_mode=...
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._tenancy_stored_schema = instance.__dict__.get("db_schema")
         return instance
 

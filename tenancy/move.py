@@ -21,7 +21,7 @@ from django.db import connections, transaction
 
 from tenancy import cache, conf, lifecycle, locks, migrator, placement, provisioning, storage
 from tenancy.exceptions import TenancyError
-from tenancy.models import AbstractTenant, TenantState
+from tenancy.models import AbstractTenant, TenantState, Tombstone
 
 logger = logging.getLogger("tenancy.move")
 
@@ -63,7 +63,7 @@ def move_tenant(tenant: AbstractTenant, target: str) -> MoveReport:
             provisioning.provision(schema, target)
             try:
                 report.rows = _copy(schema, source, target)
-                _switch(tenant, target, shared)
+                tomb = _switch(tenant, target, shared)
             except BaseException:
                 provisioning.drop(schema, target)
                 raise
@@ -71,7 +71,7 @@ def move_tenant(tenant: AbstractTenant, target: str) -> MoveReport:
             thaw(schema, source)
             raise
     cache.evict(schema)
-    provisioning.drop(schema, source)
+    lifecycle.drop_tombstone(tomb.pk)  # the old schema, by its oid
     report.seconds = time.monotonic() - started
     logger.info("moved %s from %s to %s in %.1f s", schema, source, target, report.seconds)
     return report
@@ -186,13 +186,19 @@ def _reset_sequences(cursor: Any, schema: str, table: str) -> None:
             )
 
 
-def _switch(tenant: AbstractTenant, target: str, shared: str) -> None:
-    updated = (
-        type(tenant)
-        ._default_manager.using(shared)
-        .filter(pk=tenant.pk, database=tenant.database)
-        .update(database=target)
-    )
-    if not updated:
-        raise MoveError(f"Tenant {tenant} changed while moving; the move is undone.")
+def _switch(tenant: AbstractTenant, target: str, shared: str) -> Tombstone:
+    """Point the tenant at ``target`` and, in the same transaction, leave a tombstone
+    for the old schema: a crash after the switch cannot orphan it."""
+    with transaction.atomic(using=shared):
+        updated = (
+            type(tenant)
+            ._default_manager.using(shared)
+            .filter(pk=tenant.pk, database=tenant.database)
+            .update(database=target)
+        )
+        if not updated:
+            raise MoveError(f"Tenant {tenant} changed while moving; the move is undone.")
+        tomb = lifecycle.write_tombstone(tenant, shared)
     tenant.database = target
+    assert tomb is not None
+    return tomb

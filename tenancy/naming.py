@@ -5,7 +5,8 @@ derivation is deterministic and needs no database look-up, so two concurrent
 signups cannot race each other into the same name:
 
 - a single-part key already made of ``[a-z0-9_]`` (no leading, trailing or
-  doubled underscore) is used as is: ``("acme",)`` -> ``tenant_acme``;
+  doubled underscore, not ending like a hash suffix) is used as is:
+  ``("acme",)`` -> ``tenant_acme``;
 - any other key (upper case, spaces, unicode, several parts) is normalised and
   suffixed with a hash of the exact key, so keys that normalise alike still
   get distinct names: ``("Acme Corp",)`` -> ``tenant_acme_corp_1f3a9c2e``;
@@ -16,6 +17,7 @@ signups cannot race each other into the same name:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -33,6 +35,9 @@ RESERVED_NAMES = frozenset({"public", "information_schema"})
 RESERVED_PREFIXES = ("pg_", "tenancy_")
 
 _CLEAN = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
+#: A clean key ending like a hash suffix is hashed too: "acme_corp_e9832fd4" must
+#: never take the name that "Acme Corp" is given.
+_LOOKS_HASHED = re.compile(rf"_[0-9a-f]{{{HASH_LENGTH}}}$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _NOT_ALLOWED = re.compile(r"[^a-z0-9]+")
 
@@ -47,7 +52,7 @@ def schema_name_for(key: Sequence[Any], prefix: str) -> str:
         raise InvalidTenantKey(
             key, "nothing is left of it after normalisation to letters, digits and underscores"
         )
-    exact = len(parts) == 1 and _CLEAN.match(raw) is not None
+    exact = len(parts) == 1 and _CLEAN.match(raw) is not None and not _LOOKS_HASHED.search(raw)
     name = prefix + slug
     if not _IDENTIFIER.match(name):
         # Only reachable with an empty prefix and a key starting with a digit.
@@ -73,7 +78,8 @@ def _ascii(text: str) -> str:
 
 
 def _digest(parts: list[str]) -> str:
-    joined = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    # JSON keeps the parts apart: ("a", "b") and ("a\x1fb",) digest differently.
+    joined = json.dumps(parts).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(joined, digest_size=HASH_LENGTH // 2).hexdigest()
 
 

@@ -18,14 +18,15 @@ from django.db import models
 
 from tenancy.state import is_tenant_model
 
-#: True while migrations are being applied inside one tenant's storage.
-_tenant_mode: ContextVar[bool] = ContextVar("tenancy_tenant_mode", default=False)
+#: The alias being migrated while migrations are applied inside one tenant's storage.
+_tenant_mode: ContextVar[str | None] = ContextVar("tenancy_tenant_mode", default=None)
 
 
 @contextmanager
-def tenant_migrations() -> Iterator[None]:
-    """Let only tenant operations run for the duration (see :mod:`tenancy.migrator`)."""
-    token = _tenant_mode.set(True)
+def tenant_migrations(using: str = "default") -> Iterator[None]:
+    """Let only tenant operations run for the duration (see :mod:`tenancy.migrator`);
+    ``RunPython`` code's queries on tenant models go to ``using``."""
+    token = _tenant_mode.set(using)
     try:
         yield
     finally:
@@ -36,10 +37,14 @@ class TenantRouter:
     """Route tenant classes to their tenant's database; defer on everything else."""
 
     def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
-        return model.__dict__.get("_tenancy_database") or _shared_for(model, hints)
+        return (
+            model.__dict__.get("_tenancy_database")
+            or _migrating(model)
+            or _shared_for(model, hints)
+        )
 
     def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
-        return model.__dict__.get("_tenancy_database") or _shared_for(model, hints)
+        return self.db_for_read(model, **hints)
 
     def allow_relation(self, obj1: models.Model, obj2: models.Model, **hints: Any) -> bool | None:
         # A tenant row on a tenant database may point at a shared row on the shared one.
@@ -52,9 +57,15 @@ class TenantRouter:
     ) -> bool | None:
         # A RunPython or RunSQL meant for tenants says so: hints={"tenant": True}.
         tenant = bool(hints.get("tenant")) or is_tenant_model(hints.get("model"))
-        if _tenant_mode.get():
+        if _tenant_mode.get() is not None:
             return tenant
         return False if tenant else None
+
+
+def _migrating(model: type[models.Model]) -> str | None:
+    """Route historical tenant models to the tenant's alias during its migrations."""
+    alias = _tenant_mode.get()
+    return alias if alias is not None and is_tenant_model(model) else None
 
 
 def _tenant_database(obj: Any) -> str | None:

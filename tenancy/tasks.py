@@ -46,7 +46,11 @@ def migrate_tenant(self: Task, pk: Any) -> str:
 def migrate_tenants(self: Task, pks: list[Any]) -> dict[str, str]:
     """Migrate a batch of tenants (a fleet rollout sends batches to cut per-task overhead)."""
     with logs.context(task=self.request.id):
-        return {str(pk): result for pk, result in lifecycle.migrate_tenants(pks).items()}
+        results = lifecycle.migrate_tenants(pks)
+    for pk, result in results.items():
+        if result == "retry":  # transient: one task per tenant, with its own retries
+            migrate_tenant.apply_async((pk,), countdown=_backoff(0))
+    return {str(pk): result for pk, result in results.items()}
 
 
 @shared_task(name="tenancy.migrate_all", **TASK_OPTIONS)

@@ -63,3 +63,35 @@ def test_a_migration_that_fails_leaves_the_tenant_as_it_was(make_tenant, monkeyp
         migrator.migrate_schema(tenant.db_schema, "default")
     monkeypatch.undo()
     assert storage.existing_tenant_tables(tenant.db_schema, "default") == set()
+
+
+def test_retrying_a_tenant_whose_migration_failed_migrates_it(make_tenant):
+    from tenancy import lifecycle
+    from tenancy.models import TenantState
+
+    tenant = make_tenant("retried")
+    _forget_history(tenant)  # its storage is behind the current migrations
+    if not storage.uses_schemas(connection):
+        migrator.create_record_table(connection, tenant.db_schema, "default")
+    Customer.objects.filter(pk=tenant.pk).update(state=TenantState.FAILED, last_error="x")
+    tenant.refresh_from_db()
+    lifecycle.retry(tenant)
+    tenant.refresh_from_db()
+    assert tenant.state == TenantState.READY
+    assert migrator.pending(tenant.db_schema, "default") == []
+    Project.for_tenant(tenant).objects.create(name="usable")
+
+
+@pytest.mark.postgresql
+def test_run_python_in_a_tenant_migration_queries_the_migrating_database(make_tenant):
+    from django.db import router
+
+    from tenancy.routers import tenant_migrations
+    from tenancy.state import PerTenant
+
+    class Historical(PerTenant):
+        pass
+
+    with tenant_migrations("other"):
+        assert router.db_for_write(Historical) == "other"
+    assert router.db_for_write(Historical) is None or router.db_for_write(Historical) == "default"

@@ -82,3 +82,9 @@ def test_invalid_key_errors_are_validation_and_tenancy_errors():
 def test_a_prefix_that_is_not_an_identifier_is_a_configuration_error():
     with pytest.raises(ImproperlyConfigured, match="TENANCY_SCHEMA_PREFIX"):
         schema_name_for(("acme",), 'x"; --')
+
+
+def test_a_clean_key_that_looks_hashed_never_takes_another_keys_name():
+    hashed = schema_name_for(("Acme Corp",), "tenant_")
+    squatter = hashed.removeprefix("tenant_")
+    assert schema_name_for((squatter,), "tenant_") != hashed
