@@ -30,6 +30,7 @@ class Outcome:
     schema: str
     ok: bool
     detail: str = ""
+    database: str = ""
 
 
 @dataclass
@@ -46,6 +47,14 @@ class Report:
     @property
     def succeeded(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.ok]
+
+    def by_database(self) -> dict[str, dict[str, int]]:
+        """Return migrated and failed counts per database alias."""
+        counts: dict[str, dict[str, int]] = {}
+        for outcome in self.outcomes:
+            entry = counts.setdefault(outcome.database or "?", {"migrated": 0, "failed": 0})
+            entry["migrated" if outcome.ok else "failed"] += 1
+        return counts
 
 
 #: Called after each tenant finishes: ``progress(outcome, done, total)``.
@@ -173,4 +182,4 @@ def _finish(
 def _outcome(tenant: Any, ok: bool, detail: str) -> Outcome:
     key = tenant.natural_key()
     name = str(key[0]) if len(key) == 1 else str(key)
-    return Outcome(tenant.pk, name, tenant.db_schema or "", ok, detail)
+    return Outcome(tenant.pk, name, tenant.db_schema or "", ok, detail, tenant.database)

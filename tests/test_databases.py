@@ -79,6 +79,10 @@ def test_a_rollout_migrates_tenants_on_every_database(two_databases):
     assert set(Customer.objects.values_list("migrations_digest", flat=True)) == {
         migrator.plan().digest
     }
+    assert report.by_database() == {
+        "default": {"migrated": 1, "failed": 0},
+        "other": {"migrated": 1, "failed": 0},
+    }
 
 
 def test_status_shows_tenants_per_database(two_databases, capsys):

@@ -61,8 +61,10 @@ class Command(BaseCommand):
             "migrations": len(the_plan.keys),
             "migrated": len(report.succeeded),
             "failed": [
-                {"tenant": o.name, "schema": o.schema, "error": o.detail} for o in report.failed
+                {"tenant": o.name, "schema": o.schema, "database": o.database, "error": o.detail}
+                for o in report.failed
             ],
+            "databases": report.by_database(),
         }
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
@@ -71,6 +73,12 @@ class Command(BaseCommand):
                 f"{len(report.succeeded)} tenant(s) migrated, {len(report.failed)} failed "
                 f"({len(the_plan.keys)} tenant migration(s) in the plan)."
             )
+            databases = report.by_database()
+            if len(databases) > 1:
+                for alias, counts in sorted(databases.items()):
+                    self.stdout.write(
+                        f"  {alias}: {counts['migrated']} migrated, {counts['failed']} failed"
+                    )
         if report.failed:
             lines = "\n".join(f"  {o.name} ({o.schema}): {o.detail}" for o in report.failed)
             raise CommandError(
