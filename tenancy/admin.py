@@ -217,10 +217,8 @@ class TenantAdminMixin(_AdminBase):
 
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # action_location: Django 6.1 (ActionLocation); Django 5.2 has no such argument.
-        if action_location is None:
-            actions = super().get_actions(request)
-        else:
-            actions = super().get_actions(request, action_location)  # type: ignore[call-arg]
+        location = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **location)
         if "delete_selected" in actions:
             actions["delete_selected"] = (  # type: ignore[assignment]
                 delete_selected_tenants,

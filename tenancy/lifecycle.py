@@ -32,6 +32,7 @@ from tenancy import (
     storage,
 )
 from tenancy.ddl import ddl_transaction
+from tenancy.exceptions import TenancyError
 from tenancy.models import AbstractTenant, TenantState, Tombstone
 
 logger = logs.get_logger("tenancy.lifecycle")
@@ -46,12 +47,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Return whether ``exc`` may go away by itself (so the work is retried)."""
-    try:
-        from kombu.exceptions import OperationalError as BrokerError
-    except ImportError:  # pragma: no cover - kombu comes with celery
-        return isinstance(exc, TRANSIENT_ERRORS)
-    return isinstance(exc, (*TRANSIENT_ERRORS, BrokerError))
+    """Return whether ``exc`` (or the error it wraps) may go away by itself."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    while exc is not None:
+        if isinstance(exc, (*TRANSIENT_ERRORS, BrokerError)):
+            return True
+        exc = getattr(exc, "error", None) or exc.__cause__  # type: ignore[assignment]
+    return False
 
 
 def shared_database() -> str:
@@ -333,8 +336,11 @@ def _build(tenant: AbstractTenant, shared: str, *, pool_only: bool = False) -> b
                 if not pool.claim(tenant.db_schema, tenant.database):
                     return None
             elif not provisioning.provision(tenant.db_schema, tenant.database):
-                # The schema exists (a retried tenant, or one whose migration
-                # failed): bring it to the current migrations before "ready".
+                if not tenant.migrations_digest:
+                    # Never built for this tenant, yet the schema exists: another
+                    # tenant's leftover (its row deleted without a tombstone).
+                    raise ForeignSchema(tenant.db_schema, tenant.database)
+                # A retried tenant whose migration failed: bring it up to date.
                 migrator.migrate_schema(tenant.db_schema, tenant.database)
             if not _set_state(tenant, TenantState.READY, **done):
                 raise _TenantGone  # deleted meanwhile: commit no orphan schema
@@ -352,6 +358,18 @@ def _refill(database: str) -> None:
         from tenancy import tasks
 
         tasks.dispatch(tasks.refill_pool, database, database=database)
+
+
+class ForeignSchema(TenancyError, RuntimeError):
+    """A new tenant's schema name is taken by a schema it did not build."""
+
+    def __init__(self, schema: str, database: str) -> None:
+        self.schema, self.database = schema, database
+        super().__init__(
+            f"Schema {schema} on {database!r} exists but was not built for this tenant "
+            "(a deleted tenant's leftover?); its data is not adopted. Inspect it with "
+            "`manage.py tenancy_reconcile --check`, drop it if it is garbage, then retry."
+        )
 
 
 class _TenantGone(Exception):

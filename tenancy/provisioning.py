@@ -88,6 +88,7 @@ def drop(schema: str, using: str) -> bool:
             return False
         _drop_tables_in_batches(schema, using)
         with transaction.atomic(using=using), connection.cursor() as cursor:
+            _give_way(cursor)
             cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(schema)} CASCADE")
             if conf.schema_authorization():
                 _drop_role(cursor, schema)
@@ -121,8 +122,21 @@ def _drop_tables_in_batches(schema: str, using: str) -> None:
         if len(tables) <= batch:
             return  # small enough for the schema drop itself
         with transaction.atomic(using=using), connection.cursor() as cursor:
+            _give_way(cursor)
             names = ", ".join(f"{quote(schema)}.{quote(t)}" for t in tables[:batch])
             cursor.execute(f"DROP TABLE IF EXISTS {names} CASCADE")
+
+
+def _give_way(cursor: Any) -> None:
+    """Fail fast instead of queueing for a lock: dropping a tenant table locks the
+    shared tables its foreign keys point at, and a drop waiting for them would
+    make every other tenant's writes to those tables wait behind it. The drop
+    task retries (lock timeouts are transient)."""
+    cursor.execute("SET LOCAL lock_timeout = %s", [f"{DROP_LOCK_TIMEOUT_MS}ms"])
+
+
+#: How long a drop waits for a lock before giving way (milliseconds).
+DROP_LOCK_TIMEOUT_MS = 2000
 
 
 def _drop_role(cursor: Any, schema: str) -> None:
