@@ -5,6 +5,8 @@
 #   make demo   run the example project (SQLite, in-process worker on the memory broker; no services)
 #   make test   run the suite on PostgreSQL, then on SQLite; fails if either leg fails
 #   make lint   ruff + mypy
+#   make test-django6   the same two legs on Django 6.x in ./.venv-django6 (Python >= 3.12,
+#                       found through pyenv or the PATH; skipped with a message if there is none)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -17,13 +19,13 @@ LINT_STAMP := $(VENV)/.installed-lint
 # Subprocesses the tests start (celery, django-admin) resolve to the venv.
 RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-django6 lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,benchmarks]'
 	touch $@
 
 $(LINT_STAMP): pyproject.toml | $(PY)
@@ -47,9 +49,61 @@ test: $(TEST_STAMP)
 	if [ $$pg -ne 0 ] || [ $$sqlite -ne 0 ]; then echo '==> FAILED' >&2; exit 1; fi; \
 	echo '==> both legs passed'
 
+# The Django 6.x leg: Django 6 needs Python >= 3.12, so it runs in its own venv
+# built from the first such interpreter found: $(PYTHON_DJANGO6) if set, then
+# pyenv's 3.12 (or 3.13), then python3.12/python3.13 on the PATH, then
+# $(PYENV_ROOT)/versions/3.1x. Without one, the leg is skipped with a message and
+# the target succeeds. The suite's database names come from the environment
+# (TENANCY_PG_TEST_NAME, TENANCY_PG_OTHER_TEST_NAME, TENANCY_SQLITE_TEST_PATH),
+# as in `make test`, and default to the usual ones.
+DJANGO6_VENV := .venv-django6
+DJANGO6_PY   := $(DJANGO6_VENV)/bin/python
+DJANGO6_PIP  := $(DJANGO6_PY) -m pip --disable-pip-version-check
+DJANGO6_SPEC := Django>=6,<7
+# Extra pytest arguments for both Django 6 legs, e.g. DJANGO6_PYTEST_ARGS='-x --durations=20'.
+DJANGO6_PYTEST_ARGS ?=
+DJANGO6_STAMP := $(DJANGO6_VENV)/.installed-test
+DJANGO6_RUN  := PATH="$(CURDIR)/$(DJANGO6_VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(DJANGO6_VENV)"
+PYENV_ROOT   ?= $(HOME)/.pyenv
+
+test-django6:
+	@ok() { [ -n "$$1" ] && [ -x "$$1" ] && "$$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }; \
+	py=''; \
+	for c in "$(PYTHON_DJANGO6)" \
+	         "$$(pyenv prefix 3.12 2>/dev/null | head -n 1)/bin/python3.12" \
+	         "$$(pyenv prefix 3.13 2>/dev/null | head -n 1)/bin/python3.13" \
+	         "$$(command -v python3.12 2>/dev/null)" "$$(command -v python3.13 2>/dev/null)" \
+	         $$(ls -d $(PYENV_ROOT)/versions/3.12*/bin/python3.12 $(PYENV_ROOT)/versions/3.13*/bin/python3.13 2>/dev/null | sort -V); do \
+	    if ok "$$c"; then py="$$c"; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+	    echo '==> Django 6 leg SKIPPED: Django 6 needs Python >= 3.12 and none was found'; \
+	    echo '    (looked at $$PYTHON_DJANGO6, `pyenv prefix 3.12`/`3.13`, python3.12/python3.13 on the PATH,'; \
+	    echo '    $(PYENV_ROOT)/versions/3.12*, 3.13*); set PYTHON_DJANGO6=/path/to/python3.12 to run it'; \
+	    exit 0; \
+	fi; \
+	if [ -x $(DJANGO6_PY) ] && ! ok $(DJANGO6_PY); then rm -rf $(DJANGO6_VENV); fi; \
+	if [ ! -x $(DJANGO6_PY) ]; then \
+	    echo "==> creating $(DJANGO6_VENV) with $$py ($$("$$py" --version 2>&1))"; \
+	    "$$py" -m venv $(DJANGO6_VENV) || exit 1; \
+	fi; \
+	if [ ! -f $(DJANGO6_STAMP) ] || [ pyproject.toml -nt $(DJANGO6_STAMP) ]; then \
+	    $(DJANGO6_PIP) install -q -e '.[test]' '$(DJANGO6_SPEC)' || exit 1; \
+	    touch $(DJANGO6_STAMP); \
+	fi; \
+	versions="$$($(DJANGO6_PY) -c 'import django, sys; print(f"Django {django.get_version()}, Python {sys.version.split()[0]}")')"; \
+	pg=0; sqlite=0; \
+	echo "==> Django 6 PostgreSQL leg ($$versions): python -m pytest"; \
+	$(DJANGO6_RUN) $(DJANGO6_PY) -m pytest $(DJANGO6_PYTEST_ARGS) || pg=$$?; \
+	echo "==> Django 6 SQLite leg ($$versions): TENANCY_TEST_DATABASE=sqlite python -m pytest -m \"not postgresql\""; \
+	$(DJANGO6_RUN) TENANCY_TEST_DATABASE=sqlite $(DJANGO6_PY) -m pytest -m "not postgresql" $(DJANGO6_PYTEST_ARGS) || sqlite=$$?; \
+	echo "==> Django 6 pytest exit codes: PostgreSQL leg $$pg, SQLite leg $$sqlite (5 = no tests collected)"; \
+	if [ $$pg -ne 0 ] || [ $$sqlite -ne 0 ]; then echo '==> Django 6 leg FAILED' >&2; exit 1; fi; \
+	echo "==> Django 6 legs passed ($$versions)"
+
 lint: $(LINT_STAMP)
 	$(RUN) $(PY) -m ruff check tenancy tests worker
 	$(RUN) $(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(DJANGO6_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

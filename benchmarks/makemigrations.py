@@ -1,4 +1,4 @@
-"""Regenerate the committed migrations of the benchmark apps: ``python -m benchmarks.makemigrations``.
+"""Regenerate the benchmark apps' committed migrations: ``python -m benchmarks.makemigrations``.
 
 The crm history is made the way a project makes it: ``makemigrations`` run
 once per stage of the workload (0001 initial, then one AddField each), for

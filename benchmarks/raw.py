@@ -20,7 +20,7 @@ from benchmarks import child
 
 
 def state_sql(key: tuple[str, str] | None) -> list[str]:
-    """Return the CREATE statements of every crm table at the state after ``key`` (None: the end)."""
+    """Return the CREATE statements of the crm tables at the state after ``key`` (None: the end)."""
     from django.db import connection
     from django.db.migrations.loader import MigrationLoader
 
@@ -72,9 +72,7 @@ class Replayer:
         """Create ``schema`` with its tables in one transaction; return milliseconds."""
         started = time.perf_counter()
         with self.conn, self.conn.cursor() as cursor:
-            cursor.execute(
-                f'CREATE SCHEMA "{schema}"; SET LOCAL search_path TO "{schema}";\n{sql}'
-            )
+            cursor.execute(f'CREATE SCHEMA "{schema}"; SET LOCAL search_path TO "{schema}";\n{sql}')
         return child.ms_since(started)
 
     def alter(self, schema: str, sql: str) -> float:
@@ -97,7 +95,9 @@ def burst(schemas: list[str], sql: str, threads: int) -> float:
         for schema in part:
             replayer.create(schema, sql)
 
-    workers = [threading.Thread(target=run, args=pair) for pair in zip(replayers, parts, strict=True)]
+    workers = [
+        threading.Thread(target=run, args=pair) for pair in zip(replayers, parts, strict=True)
+    ]
     started = time.perf_counter()
     for worker in workers:
         worker.start()

@@ -31,7 +31,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
     """Poll ``predicate`` until it is truthy; raise after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -165,6 +167,23 @@ class Environment:
                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             )
         return elapsed, result.stdout
+
+    def check_migrations(self) -> None:
+        """Refuse to measure with migrations that no longer match the models.
+
+        The benchmark apps' migrations are committed; a change to the
+        library's ``AbstractTenant`` (or to django-tenants' mixins) needs them
+        regenerated, or the run would measure tables the library no longer has.
+        """
+        try:
+            self.django("makemigrations", "--check", "--dry-run", timeout=120)
+        except RuntimeError as exc:
+            settings = self.vars["DJANGO_SETTINGS_MODULE"]
+            raise RuntimeError(
+                f"the benchmark apps' migrations are out of date for {settings}"
+                ": regenerate them with `python -m benchmarks.makemigrations --force`\n"
+                f"{exc}"
+            ) from None
 
     def python(self, module: str, *args: str, timeout: float = 3600) -> dict[str, Any]:
         """Run ``python -m MODULE ARGS``, which prints one JSON object last; return it."""

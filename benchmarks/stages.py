@@ -49,3 +49,8 @@ def migrations_at(build: str, stage: int, final: int, workdir: Path) -> StagedMi
         for path in sorted(PACKAGES[build].glob("0*.py"))[: stage + 1]:
             shutil.copy(path, target / path.name)
     return StagedMigrations(str(workdir), name)
+
+
+def migration_names(build: str) -> list[str]:
+    """Return the names of ``build``'s committed crm migrations, in order."""
+    return sorted(path.stem for path in PACKAGES[build].glob("0*.py"))

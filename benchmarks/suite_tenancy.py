@@ -22,27 +22,71 @@ from typing import Any
 from benchmarks import child, memory
 
 
-def signups(count: int, warmup: int, timeout: float) -> dict[str, Any]:
+def signups(
+    count: int, warmup: int, timeout: float, prefix: str = "s", raw_pairs: bool = False
+) -> dict[str, Any]:
+    """Sign tenants up one at a time; with ``raw_pairs``, replay the raw DDL after each.
+
+    The paired raw sample is taken seconds apart from the library's, so the
+    "x times the raw limit" comparison holds on a machine whose speed drifts.
+    """
     from benchmarks.orgs_tenancy.models import Org
 
     create_ms: list[float] = []
     ready_ms: list[float] = []
+    raw_ms: list[float] = []
+    replayer, batch = _raw_replayer() if raw_pairs else (None, "")
     for i in range(warmup + count):
+        _wait_for_full_pool(timeout)
         started = time.perf_counter()
-        org = Org.objects.create(name=f"s{i}")
+        org = Org.objects.create(name=f"{prefix}{i}")
         created = child.ms_since(started)
         org.wait_until_ready(timeout=timeout)
         ready = child.ms_since(started)
         if i >= warmup:
             create_ms.append(created)
             ready_ms.append(ready)
-    return {"create_ms": create_ms, "ready_ms": ready_ms}
+            if replayer is not None:
+                raw_ms.append(replayer.create(f"raw_pair_{prefix}{i}", batch))
+    if replayer is not None:
+        replayer.close()
+    return {"create_ms": create_ms, "ready_ms": ready_ms, "raw_ms": raw_ms}
+
+
+def _raw_replayer() -> tuple[Any, str]:
+    """A raw replayer of the final-state DDL (see :mod:`benchmarks.raw`), warmed up once."""
+    from benchmarks import raw
+
+    replayer = raw.Replayer()
+    batch = "\n".join(raw.state_sql(None))
+    replayer.create("raw_pair_warmup", batch)
+    return replayer, batch
+
+
+def _wait_for_full_pool(timeout: float) -> None:
+    """With the warm pool on, wait (unmeasured) until the refill after the last claim is done.
+
+    Signups one at a time model sparse signups: the pool has time to refill
+    between two of them. The first call fills the pool in this process.
+    """
+    from tenancy import conf, pool
+    from tenancy.models import PoolSchema
+
+    size = conf.pool_size()
+    if size <= 0:
+        return
+    if not PoolSchema.objects.exists():
+        pool.refill("default")
+    deadline = time.monotonic() + timeout
+    while PoolSchema.objects.count() < size:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the warm pool did not refill to {size} in {timeout}s")
+        time.sleep(0.02)
 
 
 def burst(count: int, timeout: float) -> dict[str, Any]:
-    from tenancy import notify
-
     from benchmarks.orgs_tenancy.models import Org
+    from tenancy import notify
 
     created_at: dict[Any, float] = {}
     started = time.perf_counter()
@@ -90,7 +134,6 @@ def for_tenant_warm(repeat: int, number: int) -> list[float]:
 def cold_builds(count: int) -> list[float]:
     """Milliseconds of ``for_tenant()`` right after ``tenancy.clear_cache()``: all 20 classes."""
     import tenancy
-
     from benchmarks.crm_tenancy.models import Account
     from benchmarks.orgs_tenancy.models import Org
 
@@ -115,8 +158,9 @@ def fake_tenant(i: int) -> Any:
 
 def memory_per_tenant(count: int) -> list[float]:
     """KiB that each cached tenant's 20 classes keep alive (tracemalloc, after GC)."""
-    import tenancy
     from django.test import override_settings
+
+    import tenancy
     from tenancy import cache
 
     tenancy.clear_cache()
@@ -143,8 +187,9 @@ def memory_per_tenant(count: int) -> list[float]:
 
 def resident_flatness(cache_size: int, tenants: int) -> dict[str, Any]:
     """Resident memory while ``tenants`` tenants pass through a ``cache_size`` LRU cache."""
-    import tenancy
     from django.test import override_settings
+
+    import tenancy
     from tenancy import cache
 
     tenancy.clear_cache()
@@ -205,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("--count", type=int, default=20)
     one.add_argument("--warmup", type=int, default=3)
     one.add_argument("--timeout", type=float, default=60)
+    one.add_argument("--prefix", default="s", help="tenant names are PREFIX0, PREFIX1, ...")
+    one.add_argument("--raw-pairs", action="store_true", help="replay the raw DDL after each")
     many = sub.add_parser("burst")
     many.add_argument("--count", type=int, default=100)
     many.add_argument("--timeout", type=float, default=1800)
@@ -219,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     child.setup()
     if args.phase == "signups":
-        child.emit(signups(args.count, args.warmup, args.timeout))
+        child.emit(signups(args.count, args.warmup, args.timeout, args.prefix, args.raw_pairs))
     elif args.phase == "burst":
         child.emit(burst(args.count, args.timeout))
     else:

@@ -49,7 +49,9 @@ def set_tenant_ns(repeat: int, number: int) -> list[float]:
     from benchmarks.customers_tenants.models import Client
 
     tenant = Client.objects.exclude(schema_name="public").first()
-    timer = timeit.Timer("set_tenant(tenant)", globals={"set_tenant": connection.set_tenant, "tenant": tenant})
+    timer = timeit.Timer(
+        "set_tenant(tenant)", globals={"set_tenant": connection.set_tenant, "tenant": tenant}
+    )
     samples = [t / number * 1e9 for t in timer.repeat(repeat=repeat, number=number)]
     connection.set_schema_to_public()
     return samples

@@ -10,7 +10,6 @@ stable (``tenancy.<name>``) for monitoring.
 from __future__ import annotations
 
 import random
-import time
 from functools import partial
 from typing import Any
 
@@ -97,11 +96,6 @@ def dispatch(task: Task, *args: Any, database: str | None = None) -> bool:
     if conf.eager():
         _INLINE[task.name](*args)
         return True
-    if time.monotonic() < _broker_down_until:
-        logger.warning(
-            "broker unreachable a moment ago; %s%r left to the reconciler", task.name, args
-        )
-        return False
     options: dict[str, Any] = {"retry": False}
     queue = conf.celery_queue()
     if queue:
@@ -109,7 +103,6 @@ def dispatch(task: Task, *args: Any, database: str | None = None) -> bool:
     try:
         task.apply_async(args, **options)
     except Exception:
-        _note_broker_down()
         logger.warning(
             "could not enqueue %s%r; the reconciler will send it again",
             task.name,
@@ -118,17 +111,6 @@ def dispatch(task: Task, *args: Any, database: str | None = None) -> bool:
         )
         return False
     return True
-
-
-#: Until when sending is skipped after a failure: kombu's reconnection attempts
-#: would otherwise hold every signup for seconds while the broker is down.
-_broker_down_until = 0.0
-BROKER_PAUSE = 5.0
-
-
-def _note_broker_down() -> None:
-    global _broker_down_until
-    _broker_down_until = time.monotonic() + BROKER_PAUSE
 
 
 def dispatch_after_commit(task: Task, *args: Any, using: str, database: str | None = None) -> None:

@@ -21,13 +21,6 @@ def _fresh_class_cache():
     tenancy.clear_cache()
 
 
-@pytest.fixture(autouse=True)
-def _broker_assumed_up():
-    """Forget a broker outage seen by an earlier test (dispatch pauses after one)."""
-    from tenancy import tasks
-
-    tasks._broker_down_until = 0.0
-
 
 @pytest.fixture
 def make_tenant(transactional_db):

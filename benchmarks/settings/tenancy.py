@@ -18,5 +18,7 @@ MIGRATION_MODULES = {"crm": CRM_MIGRATIONS or "benchmarks.crm_tenancy.migrations
 TENANCY_TENANT_MODEL = "orgs.Org"
 TENANCY_CELERY_QUEUE = os.environ.get("BENCH_QUEUE") or None
 TENANCY_MODEL_CACHE_SIZE = int(os.environ.get("BENCH_CACHE_SIZE", "1000"))
+#: The warm pool is measured separately: 0 (off) unless the harness sets it.
+TENANCY_POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "0"))
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -1,0 +1,48 @@
+"""How big a run is: the full sizes of the issue, or ``--quick`` ones for CI-sized checks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sizes:
+    #: Tenants signed up one at a time (after ``warmup`` unmeasured ones).
+    signups: int
+    warmup: int
+    #: Tenants of the fleet: the burst, then one AddField and a no-op migrate on all of them.
+    fleet: int
+    #: Schemas created one at a time by the raw DDL limit.
+    raw_single: int
+    #: ``timeit`` repeats and calls per repeat of the per-call micro-benchmarks.
+    repeat: int
+    number: int
+    #: Cold builds of one tenant's classes, and tenants measured for memory.
+    cold: int
+    memory: int
+    #: The LRU cache size, and tenants passed through it for resident memory.
+    cache_size: int
+    pass_tenants: int
+    #: Simulated requests counted for queries.
+    requests: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Sizes(
+    signups=50, warmup=3, fleet=1000, raw_single=50, repeat=7, number=200_000,
+    cold=50, memory=100, cache_size=1000, pass_tenants=10_000, requests=20,
+)  # fmt: skip
+
+QUICK = Sizes(
+    signups=5, warmup=2, fleet=20, raw_single=10, repeat=5, number=20_000,
+    cold=10, memory=20, cache_size=100, pass_tenants=1000, requests=5,
+)  # fmt: skip
+
+
+def choose(quick: bool, fleet: int | None = None) -> Sizes:
+    """Return the sizes of a run; ``fleet`` overrides the number of fleet tenants."""
+    sizes = QUICK if quick else FULL
+    return replace(sizes, fleet=fleet) if fleet else sizes
