@@ -15,6 +15,7 @@ from django.db import DatabaseError, connections, transaction
 
 from tenancy import cache, conf, factory, migrator, storage
 from tenancy.ddl import ddl_transaction, tenant_schema_editor
+from tenancy.registry import TEMPLATES
 
 logger = logging.getLogger("tenancy.provisioning")
 
@@ -43,11 +44,12 @@ def provision(schema: str, using: str, *, authorize_role: bool = True) -> bool:
             migrator.build_schema(schema, using)
         else:
             migrator.create_record_table(connection, schema, using)
-        unmigrated = [
-            model
-            for model in _models(schema, using).tables()
-            if model._meta.app_label not in migrated
-        ]
+        # Only build the tenant's classes when some templates have no migrations.
+        unmigrated = (
+            [m for m in _models(schema, using).tables() if m._meta.app_label not in migrated]
+            if any(t._meta.app_label not in migrated for t in TEMPLATES.values())
+            else []
+        )
         if unmigrated:
             prefix = None if schemas else schema
             with tenant_schema_editor(connection, atomic=False, prefix=prefix) as editor:
