@@ -78,6 +78,7 @@ def broker():
     server = RedisServer()
     server.start()
     app.conf.broker_url = server.url
+    app.amqp._producer_pool = None  # publish to this server even if an earlier test published
     yield server
     server.stop()
 
