@@ -82,12 +82,6 @@ def blueprint_for(template: type[models.Model]) -> Blueprint:
     return blueprint
 
 
-def forget_blueprints() -> None:
-    """Drop every prepared blueprint (for tests that redefine templates)."""
-    for template in TEMPLATES.values():
-        template.__dict__.get("_tenancy_blueprint") and delattr(template, "_tenancy_blueprint")
-
-
 def base_table(template: type[models.Model]) -> str:
     """Return the unqualified table name of a template, as Django would name it."""
     declared = template._meta.original_attrs.get("db_table")

@@ -52,7 +52,7 @@ def eager() -> bool:
 
 
 def default_database() -> str:
-    """Return the alias that holds the schema of a new tenant (``TENANCY_DATABASES[0]``)."""
+    """Return the first alias of ``TENANCY_DATABASES`` (the fallback queue name's database)."""
     aliases = getattr(settings, "TENANCY_DATABASES", None) or ["default"]
     return str(aliases[0])
 

@@ -72,8 +72,8 @@ def on_postgresql() -> bool:
 @pytest.fixture(scope="session")
 def broker():
     """A redis-server of the suite's own, used as the Celery broker by the tests."""
+    from benchmarks.services import RedisServer
     from tests.celery_app import app
-    from tests.workers import RedisServer
 
     server = RedisServer()
     server.start()
