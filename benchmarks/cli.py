@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("raw", ctx.wants("raw") or ctx.wants("fleet"), run_raw.run),
                 ("tenancy", True, run_tenancy.run_fleet),
                 ("tenants", True, run_tenants.run),
+                ("tenancy", True, run_tenancy.run_scaleout),
             ]
             for name, wanted, step in steps:
                 if not wanted:
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes.as_dict(),
         "metrics": [metric.as_dict() for metric in tables.metrics],
         "limits": [limit.as_dict() for limit in tables.limits],
+        "scaleout": [spread.as_dict() for spread in tables.spreads],
         "data": data,
         "errors": errors,
     }

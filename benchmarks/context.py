@@ -14,7 +14,7 @@ from benchmarks.stages import migrations_at
 from benchmarks.workload import FINAL_STAGE, STAGE_ENV
 
 #: Benchmark groups, selectable with ``--only``.
-GROUPS = ("raw", "signup", "inprocess", "fleet")
+GROUPS = ("raw", "signup", "inprocess", "fleet", "scaleout")
 
 
 @dataclass

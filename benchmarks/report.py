@@ -70,9 +70,34 @@ class Limit:
 
 
 @dataclass
+class Spread:
+    """One layout of the scale-out comparison: the burst's rate against one database's."""
+
+    key: str
+    name: str
+    rate: Summary
+    ready: Summary
+    #: Tenants placed on each database, summed over the rounds.
+    by_database: dict[str, int]
+    #: This layout's median rate over the one-database layout's (>1: faster).
+    ratio: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "rate": self.rate.as_dict(),
+            "ready": self.ready.as_dict(),
+            "by_database": self.by_database,
+            "ratio": self.ratio,
+        }
+
+
+@dataclass
 class Tables:
     metrics: list[Metric] = field(default_factory=list)
     limits: list[Limit] = field(default_factory=list)
+    spreads: list[Spread] = field(default_factory=list)
 
 
 def _get(data: dict[str, Any], *path: str) -> Any:
@@ -339,7 +364,35 @@ def build(
             queries.ours.p95 == 0 if queries.ours.p95 is not None else queries.ours.median == 0
         )
     m.append(queries)
+    tables.spreads = _spreads(ours.get("scaleout") or {})
     return tables
+
+
+def _spreads(scaleout: dict[str, Any]) -> list[Spread]:
+    """The scale-out layouts, each against the one-database layout of the same run.
+
+    Each layout ran once per round: its rate is the median of its rounds'
+    rates, its latencies are every tenant's of every round.
+    """
+    base = _rates(scaleout.get("one_database") or [])
+    spreads = []
+    for key, bursts in scaleout.items():
+        rate = _rates(bursts)
+        ready = _summary([ms for burst in bursts for ms in burst["ready_ms"]], "ms")
+        if rate is None or ready is None:
+            continue
+        placed: dict[str, int] = {}
+        for burst in bursts:
+            for alias, count in burst["by_database"].items():
+                placed[alias] = placed.get(alias, 0) + count
+        ratio = rate.median / base.median if base else None
+        spreads.append(Spread(key, bursts[0]["layout"], rate, ready, placed, ratio))
+    return spreads
+
+
+def _rates(bursts: list[dict[str, Any]]) -> Summary | None:
+    rates = [burst["count"] / burst["wall_s"] for burst in bursts]
+    return summarize(rates, "tenants/s") if rates else None
 
 
 def _fmt(value: float) -> str:
@@ -374,6 +427,20 @@ def render(tables: Tables) -> str:
             f"| {metric.name} | {cell(metric.ours)} | {cell(metric.theirs)} | {ratio} "
             f"| {metric.target} | {met} |"
         )
+    if tables.spreads:
+        lines += [
+            "",
+            "| scale-out: burst of signups (django-tenancy only) | rate | signup to ready "
+            "(median / p95) | tenants per database | rate vs 1 database |",
+            "|---|---|---|---|---|",
+        ]
+        for spread in tables.spreads:
+            placed = ", ".join(f"{alias} {n}" for alias, n in sorted(spread.by_database.items()))
+            ratio = f"{spread.ratio:.2f}x" if spread.ratio is not None else "n/a"
+            lines.append(
+                f"| {spread.name} | {cell(spread.rate)} | {cell(spread.ready)} | {placed} "
+                f"| {ratio} |"
+            )
     if tables.limits:
         lines += ["", "| physical limit (raw SQL, same run) | median / p95 |", "|---|---|"]
         lines += [f"| {limit.name} | {cell(limit.value)} |" for limit in tables.limits]

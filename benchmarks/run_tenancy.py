@@ -5,11 +5,14 @@ The fleet runs on a second one: provisioned by a burst of signups at stage 8
 (before the last AddField) through workers of that stage, then workers of
 the final stage are started, as a deploy would, and ``tenancy_migrate``
 applies the AddField, then runs again with nothing to apply.
+The scale-out comparison runs the same burst of signups with tenants on one
+database, then spread over two, each database with its own queue and worker.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.context import Context
@@ -19,6 +22,37 @@ from benchmarks.workload import FINAL_STAGE
 SUITE = "benchmarks.suite_tenancy"
 #: Schemas of the warm pool when it is measured (refilled between two signups).
 POOL_SIZE = 3
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the scale-out burst places tenants, and the workers that provision them."""
+
+    key: str
+    name: str
+    databases: tuple[str, ...]
+    #: Worker processes of the worker that consumes each database's queue.
+    processes: int
+
+
+#: One database against two: with the same two worker processes in all (what
+#: spreading the catalog alone changes), and with a two-process worker per
+#: database (the layout docs/scaling.md recommends: workers sized per server).
+LAYOUTS = (
+    Layout("one_database", "1 database, its worker with 2 processes", ("default",), 2),
+    Layout(
+        "two_databases",
+        "2 databases, a worker with 1 process each (same 2 processes)",
+        ("default", "tenants2"),
+        1,
+    ),
+    Layout(
+        "two_databases_scaled",
+        "2 databases, a worker with 2 processes each",
+        ("default", "tenants2"),
+        2,
+    ),
+)
 
 
 def run_signups(ctx: Context) -> dict[str, Any]:
@@ -31,6 +65,52 @@ def run_signups(ctx: Context) -> dict[str, Any]:
 def run_fleet(ctx: Context) -> dict[str, Any]:
     """The burst, then the AddField and the no-op migration on the same fleet."""
     return _fleet(ctx) if ctx.wants("fleet") else {}
+
+
+def run_scaleout(ctx: Context) -> dict[str, Any]:
+    """The same burst of signups on each of :data:`LAYOUTS`, each on fresh databases.
+
+    The layouts take turns, round after round, so that a machine whose speed
+    drifts (other processes, thermal limits) slows each layout alike.
+    """
+    if not ctx.wants("scaleout"):
+        return {}
+    bursts: dict[str, list[dict[str, Any]]] = {layout.key: [] for layout in LAYOUTS}
+    for _ in range(ctx.sizes.scaleout_rounds):
+        for layout in LAYOUTS:
+            bursts[layout.key].append(_scaleout_burst(ctx, layout))
+    return {"scaleout": bursts}
+
+
+def _scaleout_burst(ctx: Context, layout: Layout) -> dict[str, Any]:
+    n = ctx.sizes.scaleout
+    shared = Database(ctx.database_name("tenancy", "scale")).create()
+    second = Database(ctx.database_name("tenancy", "scale2")).create()
+    pattern = f"bench-tenancy-{ctx.tag}-{{database}}"
+    env = ctx.environment("tenancy", shared.name).with_(
+        BENCH_PG_NAME_2=second.name,
+        BENCH_TENANCY_DATABASES=",".join(layout.databases),
+        BENCH_QUEUE=pattern,
+    )
+    workers: list[Worker] = []
+    try:
+        env.django("migrate", "-v0")
+        for alias in layout.databases:
+            queue = pattern.format(database=alias)
+            workers.append(Worker(env, concurrency=layout.processes, queue=queue).start())
+        ctx.say(f"django-tenancy: burst of {n} signups, {layout.name}")
+        result = env.python(SUITE, "burst", "--count", str(n))
+    finally:
+        for worker in workers:
+            worker.stop()
+        shared.drop()
+        second.drop()
+    if result["schemas"] != result["by_database"]:
+        raise RuntimeError(
+            f"{layout.key}: tenants per database {result['by_database']} "
+            f"but schemas per database {result['schemas']}"
+        )
+    return {**result, "layout": layout.name, "processes": layout.processes * len(workers)}
 
 
 def _signups_and_inprocess(ctx: Context) -> dict[str, Any]:

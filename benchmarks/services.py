@@ -221,13 +221,14 @@ def collect(process: subprocess.Popen[str], timeout: float = 3600) -> dict[str, 
 class Worker:
     """A ``celery worker`` process with ``concurrency`` prefork children.
 
-    It consumes the queue named by the environment's ``BENCH_QUEUE`` (the queue
-    the library's processes of that environment send their tasks to).
+    It consumes ``queue``, by default the queue named by the environment's
+    ``BENCH_QUEUE`` (the queue the library's processes of that environment
+    send their tasks to).
     """
 
-    def __init__(self, env: Environment, *, concurrency: int = 2) -> None:
+    def __init__(self, env: Environment, *, concurrency: int = 2, queue: str | None = None) -> None:
         self.env = env
-        self.queue = env.vars["BENCH_QUEUE"]
+        self.queue = queue or env.vars["BENCH_QUEUE"]
         self.concurrency = concurrency
         self.log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None

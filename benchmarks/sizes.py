@@ -26,6 +26,10 @@ class Sizes:
     pass_tenants: int
     #: Simulated requests counted for queries.
     requests: int
+    #: Signups of each burst of the scale-out comparison (one database against two).
+    scaleout: int = 0  # results files of older runs have no such size
+    #: Rounds of the scale-out layouts, interleaved (A B C A B C), so drift hits each alike.
+    scaleout_rounds: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,11 +38,13 @@ class Sizes:
 FULL = Sizes(
     signups=50, warmup=3, fleet=1000, raw_single=50, repeat=7, number=200_000,
     cold=50, memory=100, cache_size=1000, pass_tenants=10_000, requests=20,
+    scaleout=300, scaleout_rounds=3,
 )  # fmt: skip
 
 QUICK = Sizes(
     signups=5, warmup=2, fleet=20, raw_single=10, repeat=5, number=20_000,
     cold=10, memory=20, cache_size=100, pass_tenants=1000, requests=5,
+    scaleout=12,
 )  # fmt: skip
 
 

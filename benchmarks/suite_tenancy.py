@@ -111,13 +111,32 @@ def burst(count: int, timeout: float) -> dict[str, Any]:
         (changed.timestamp() - created_at[pk]) * 1000
         for pk, changed in mine.values_list("pk", "state_changed_at")
     ]
+    by_database: dict[str, int] = {}
+    for database in mine.values_list("database", flat=True):
+        by_database[database] = by_database.get(database, 0) + 1
     return {
         "count": count,
+        "by_database": by_database,
+        "schemas": _schemas_by_database(by_database),
         "wall_s": elapsed,
         "signup_s": signed_up,
         "started": wall_start,
         "ready_ms": latencies,
     }
+
+
+def _schemas_by_database(aliases: dict[str, int]) -> dict[str, int]:
+    """Count the tenant schemas that really exist on each database the burst used."""
+    from django.db import connections
+
+    counts = {}
+    for alias in aliases:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s", [r"tenant\_%"]
+            )
+            counts[alias] = cursor.fetchone()[0]
+    return counts
 
 
 def for_tenant_warm(repeat: int, number: int) -> list[float]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.sizes import QUICK
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.postgresql
@@ -31,3 +33,11 @@ def test_the_benchmark_harness_runs_in_quick_mode():
     keys = {metric["key"] for metric in report["metrics"]}
     assert {"create_ms", "ready_ms", "for_tenant_ns", "add_field_ms_per_tenant"} <= keys
     assert all(metric["ours"]["median"] is not None for metric in report["metrics"])
+    spreads = {spread["key"]: spread for spread in report["scaleout"]}
+    assert set(spreads) == {"one_database", "two_databases", "two_databases_scaled"}
+    assert set(spreads["one_database"]["by_database"]) == {"default"}
+    for key in ("two_databases", "two_databases_scaled"):
+        # the default placement (fewest tenants) splits a burst evenly over both
+        half = QUICK.scaleout * QUICK.scaleout_rounds // 2
+        assert spreads[key]["by_database"] == {"default": half, "tenants2": half}, spreads[key]
+        assert spreads[key]["rate"]["median"] > 0

@@ -6,6 +6,14 @@ from benchmarks.settings.common import *  # noqa: F403
 from benchmarks.settings.common import CRM_MIGRATIONS, DATABASE
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **DATABASE}}
+#: The scale-out benchmark places tenants on a second database as well.
+if os.environ.get("BENCH_PG_NAME_2"):
+    DATABASES["tenants2"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        **DATABASE,
+        "NAME": os.environ["BENCH_PG_NAME_2"],
+    }
+TENANCY_DATABASES = os.environ.get("BENCH_TENANCY_DATABASES", "default").split(",")
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
