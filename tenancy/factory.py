@@ -22,7 +22,7 @@ from django.db.models import signals
 from django.db.models.options import Options, make_immutable_fields_list
 from django.dispatch.dispatcher import Signal, _make_id
 
-from tenancy import storage
+from tenancy import crossdb, storage
 from tenancy.blueprints import Blueprint, blueprint_for
 from tenancy.ddl import prefixed
 from tenancy.registry import TEMPLATES, TENANT_ATTR
@@ -135,7 +135,23 @@ def build(schema: str | None, database: str) -> TenantModels:
     for model in bundle.apps.get_models(include_auto_created=True):
         if model._meta.auto_created:  # many-to-many tables route with their tenant
             model._tenancy_database = database
+    if schema is not None:
+        _split_cross_database_many_to_many(bundle)
     return bundle
+
+
+def _split_cross_database_many_to_many(bundle: TenantModels) -> None:
+    """On a database without the shared tables, read many-to-many to them in two steps."""
+    candidates = [m for m in bundle.models.values() if m._meta.local_many_to_many]
+    if not candidates:
+        return
+    from tenancy.lifecycle import shared_database
+
+    shared = shared_database()
+    if shared == bundle.database:
+        return
+    for model in candidates:
+        crossdb.split_shared_many_to_many(model, bundle.apps, bundle.database, shared)
 
 
 def _ordered(templates: Any) -> list[type[models.Model]]:

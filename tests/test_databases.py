@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import DatabaseError, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from tenancy import lifecycle, migrator, move, provisioning, rollout, storage
 from tenancy.models import TenantState, Tombstone
@@ -58,6 +59,52 @@ def test_tenant_classes_read_and_write_their_tenants_database(two_databases):
     fetched = Report.for_tenant(tenant).objects.select_related("project").get()
     assert fetched._state.db == "other" and fetched.project.name == "p"
     assert Project.for_tenant(tenant).objects.get().owner == owner  # read from the shared db
+
+
+def test_many_to_many_to_a_shared_model_reads_and_writes_from_another_database(two_databases):
+    """The shared table is not on "other": reads go through ids, never a cross-database join."""
+    tenant = place("m2m_remote", database="other")
+    ann, bob, cy = (User.objects.create(username=name) for name in ("ann", "bob", "cy"))
+    TenantProject = Project.for_tenant(tenant)
+    first = TenantProject.objects.create(name="first")
+    second = TenantProject.objects.create(name="second")
+    first.watchers.add(ann, bob)
+    second.watchers.add(bob.pk)
+
+    assert list(first.watchers.order_by("username")) == [ann, bob]
+    assert first.watchers.count() == 2 and second.watchers.exists()
+    assert list(first.watchers.filter(username="bob")) == [bob]
+    assert first.watchers.all()[0]._state.db == "default"  # read from the shared database
+    first.watchers.set([bob, cy])
+    assert sorted(first.watchers.values_list("username", flat=True)) == ["bob", "cy"]
+    first.watchers.remove(cy)
+    assert list(first.watchers.all()) == [bob]
+
+    with (
+        CaptureQueriesContext(connections["other"]) as on_other,
+        CaptureQueriesContext(connections["default"]) as on_shared,
+    ):
+        projects = list(TenantProject.objects.prefetch_related("watchers").order_by("name"))
+        watched = {p.name: [u.username for u in p.watchers.all()] for p in projects}
+    assert watched == {"first": ["bob"], "second": ["bob"]}
+    # the projects and their through rows, then the users: no query per project
+    assert len(on_other.captured_queries) == 2 and len(on_shared.captured_queries) == 1
+    assert projects[0].watchers.all()[0] is not projects[1].watchers.all()[0]
+
+    second.watchers.clear()
+    assert not second.watchers.exists()
+    assert list(TenantProject.objects.filter(watchers=bob)) == [first]  # tenant-side join
+    assert storage.schema_exists(tenant.db_schema, "other")
+
+
+def test_many_to_many_to_a_shared_model_on_the_shared_database_keeps_djangos_join(two_databases):
+    tenant = place("m2m_local", database="default")
+    user = User.objects.create(username="dee")
+    project = Project.for_tenant(tenant).objects.create(name="local")
+    project.watchers.add(user)
+    with CaptureQueriesContext(connections["default"]) as queries:
+        assert list(project.watchers.all()) == [user]
+    assert len(queries.captured_queries) == 1 and "JOIN" in queries.captured_queries[0]["sql"]
 
 
 def test_drop_and_reconcile_work_per_database(two_databases):
