@@ -67,7 +67,7 @@ class Cluster:
     """A throw-away PostgreSQL cluster on a free port."""
 
     def __init__(self) -> None:
-        from tests.workers import free_port
+        from benchmarks.services import free_port
 
         self.bin = pg_bin()
         self.port = free_port()
@@ -221,6 +221,10 @@ def restart_during_fan_out(cluster: Cluster, env: dict[str, str], worker) -> Non
         migrate.returncode is not None,
         f"exit {migrate.returncode}",
     )
+    outages = [line.strip() for line in output.splitlines() if "database connection" in line]
+    print(f"   the running tenancy_migrate logged {len(outages)} lost connection(s); "
+          f"{tail(chr(10).join(line for line in output.splitlines() if 'database' in line), 2)}",
+          flush=True)  # fmt: skip
     check(
         "the running tenancy_migrate survives the restart and finishes the fleet",
         migrate.returncode == 0 and "0 failed" in output,
@@ -300,7 +304,8 @@ def main() -> int:
         django.setup()
         from django.core.management import call_command
 
-        from tests.workers import RedisServer, Worker
+        from benchmarks.services import RedisServer
+        from tests.workers import Worker
 
         call_command("migrate", verbosity=0)
         redis = RedisServer()

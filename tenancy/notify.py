@@ -34,7 +34,9 @@ def wait(check: Callable[[], bool], using: str, timeout: float | None, poll: flo
     """Call ``check`` until it returns True or ``timeout`` passes; return its last answer.
 
     Between two calls, sleep until a lifecycle notification arrives on
-    ``using`` (PostgreSQL) or ``poll`` seconds pass.
+    ``using`` (PostgreSQL) or ``poll`` seconds pass. A listening connection that
+    breaks (a database restart, a terminated backend) only costs the
+    notifications: the wait goes on by polling, and ``check`` reconnects.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     listener, owned = _listen(using)
@@ -45,7 +47,9 @@ def wait(check: Callable[[], bool], using: str, timeout: float | None, poll: flo
             remaining = MAX_POLL if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            _sleep(listener, min(remaining, poll if listener is None else MAX_POLL))
+            if not _sleep(listener, min(remaining, poll if listener is None else MAX_POLL)):
+                _forget(listener, owned, using)
+                listener = None
     finally:
         if listener is not None:
             _unlisten(listener, owned)
@@ -88,11 +92,42 @@ def _unlisten(raw: Any, owned: bool) -> None:
         raw.notifies.clear()
 
 
-def _sleep(listener: Any, seconds: float) -> None:
+def _sleep(listener: Any, seconds: float) -> bool:
+    """Sleep until a notification or ``seconds``; return False if the listener broke."""
     if listener is None:
         time.sleep(seconds)
-        return
-    ready, _, _ = select.select([listener], [], [], seconds)
-    if ready:
-        listener.poll()
-        listener.notifies.clear()
+        return True
+    try:
+        ready, _, _ = select.select([listener], [], [], seconds)
+        if ready:
+            listener.poll()  # a connection closed under it raises here
+            listener.notifies.clear()
+    except Exception:  # the driver's own errors (OperationalError...), or a closed socket
+        return False
+    return not _terminated(listener)
+
+
+def _terminated(raw: Any) -> bool:
+    """Return whether the server said it is closing the connection.
+
+    A terminated backend (``pg_terminate_backend``, a shutdown) first sends a
+    FATAL message, which the driver files as a notice without raising; only a
+    later read finds the socket closed, and that read would be the next query.
+    Nothing can follow a FATAL, so the last notice tells.
+    """
+    notices = getattr(raw, "notices", None)
+    return bool(notices) and str(notices[-1]).startswith("FATAL")
+
+
+def _forget(raw: Any, owned: bool, using: str) -> None:
+    """Let go of a broken listener.
+
+    Django's own connection (when it was the listener) is closed too: Django
+    does not notice a dead connection by itself outside a request, and would
+    raise on its next query instead of opening a new connection.
+    """
+    with suppress(Exception):
+        if owned:
+            raw.close()
+        else:
+            connections[using].close()

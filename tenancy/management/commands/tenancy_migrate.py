@@ -37,11 +37,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=None, help="Give up waiting after SECONDS."
         )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            default=rollout.RESEND_GRACE,
+            help="Send tenants again when no worker has shown signs of working on them for "
+            "SECONDS (a dead worker's messages wait in the broker; "
+            f"default {rollout.RESEND_GRACE:g}).",
+        )
         parser.add_argument("--json", action="store_true", help="Print a JSON report.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
+        if options["grace"] < 0:
+            raise CommandError("--grace must not be negative.")
         migrator.forget_plan()  # this process may have imported migrations before they changed
         the_plan = migrator.plan()
         if options["no_wait"]:
@@ -53,7 +63,10 @@ class Command(BaseCommand):
             report = rollout.run_inline(progress)
         else:
             report = rollout.run(
-                concurrency=options["concurrency"], progress=progress, timeout=options["timeout"]
+                concurrency=options["concurrency"],
+                progress=progress,
+                timeout=options["timeout"],
+                grace=options["grace"],
             )
         progress.close()
         summary = {
