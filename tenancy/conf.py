@@ -6,6 +6,8 @@ nothing else in the package reads ``django.conf.settings`` for them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -13,6 +15,16 @@ from django.core.exceptions import ImproperlyConfigured
 DEFAULT_SCHEMA_PREFIX = "tenant_"
 #: Default number of tenants whose model classes a process keeps (LRU).
 DEFAULT_MODEL_CACHE_SIZE = 1000
+#: Default seconds ``dispatch()`` may spend connecting to the broker.
+DEFAULT_PUBLISH_CONNECT_TIMEOUT = 1.0
+#: Default retry policy of ``dispatch()``: one more attempt, no sleep (the reconciler
+#: is the real retry; a request must not wait for a broker that is down).
+DEFAULT_PUBLISH_RETRY_POLICY: dict[str, Any] = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0,
+    "interval_max": 0,
+}
 
 
 def tenant_model_label() -> str:
@@ -60,6 +72,32 @@ def default_database() -> str:
 def celery_queue() -> str | None:
     """Return ``TENANCY_CELERY_QUEUE``: the queue of lifecycle tasks (default: Celery's default)."""
     return getattr(settings, "TENANCY_CELERY_QUEUE", None) or None
+
+
+def publish_connect_timeout() -> float:
+    """Return ``TENANCY_PUBLISH_CONNECT_TIMEOUT``: seconds ``dispatch()`` may spend
+    connecting to the broker (default 1), so a broker that is down holds no request
+    longer than that: the pending row or tombstone stays and the reconciler resends."""
+    seconds = getattr(settings, "TENANCY_PUBLISH_CONNECT_TIMEOUT", DEFAULT_PUBLISH_CONNECT_TIMEOUT)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise ImproperlyConfigured(
+            "TENANCY_PUBLISH_CONNECT_TIMEOUT must be a positive number of seconds, "
+            f"not {seconds!r}."
+        )
+    return float(seconds)
+
+
+def publish_retry_policy() -> dict[str, Any]:
+    """Return ``TENANCY_PUBLISH_RETRY_POLICY``: kombu's retry policy for ``dispatch()``'s
+    publishes and (re)connections, over :data:`DEFAULT_PUBLISH_RETRY_POLICY` (a dropped
+    connection is reconnected and the message sent once more, without sleeping)."""
+    policy = getattr(settings, "TENANCY_PUBLISH_RETRY_POLICY", None) or {}
+    if not isinstance(policy, dict):
+        raise ImproperlyConfigured(
+            "TENANCY_PUBLISH_RETRY_POLICY must be a dict of kombu retry options "
+            f"(max_retries, interval_start, interval_step, interval_max), not {policy!r}."
+        )
+    return {**DEFAULT_PUBLISH_RETRY_POLICY, **policy}
 
 
 def max_retries() -> int:

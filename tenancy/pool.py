@@ -80,9 +80,7 @@ def refill(database: str, size: int | None = None) -> int:
             with ddl_transaction(database):
                 # The role is made when the schema is claimed and gets its tenant's name.
                 provisioning.provision(name, database, authorize_role=False)
-                PoolSchema.objects.using(shared).create(
-                    name=name, database=database, digest=digest
-                )
+                PoolSchema.objects.using(shared).create(name=name, database=database, digest=digest)
             built += 1
     if built:
         logger.info("built %d pooled schema(s) on %s", built, database)

@@ -9,12 +9,15 @@ stable (``tenancy.<name>``) for monitoring.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 from functools import partial
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import transaction
+from kombu.pools import ProducerPool
 
 from tenancy import conf, lifecycle, logs, pool
 
@@ -84,6 +87,38 @@ _INLINE = {
 }
 
 
+_producer_pools: dict[tuple[Any, ...], ProducerPool] = {}
+_producer_pools_lock = threading.Lock()
+
+
+def _producer_pool(task: Task) -> ProducerPool:
+    """Return this process's pool of producers for the task's app and current broker.
+
+    The library's own pool, not the app's: its connections get a bounded connect
+    timeout, and the retry policy that kombu writes into a connection's transport
+    options at each publish stays out of the host project's connections. It is
+    keyed by what the connections are made of (broker URL, transport options,
+    connect timeout) and the process id, so a changed broker setting or a forked
+    worker child gets connections of its own instead of stale or shared ones.
+    """
+    app = task.app
+    timeout = conf.publish_connect_timeout()
+    # connect_timeout bounds a connect to AMQP, socket_connect_timeout one to Redis.
+    connection = app.connection_for_write(
+        connect_timeout=timeout, transport_options={"socket_connect_timeout": timeout}
+    )
+    key = (os.getpid(), id(app), connection.__eqhash__(), repr(connection.alt), timeout)
+    with _producer_pools_lock:
+        pool = _producer_pools.get(key)
+        if pool is None:
+            # The pools of an earlier broker setting (or of a parent process) are left to
+            # the garbage collector: closing them could break a publish in another thread.
+            _producer_pools.clear()
+            limit = app.conf.broker_pool_limit
+            pool = _producer_pools[key] = ProducerPool(connection.Pool(limit=limit), limit=limit)
+        return pool
+
+
 def dispatch(task: Task, *args: Any, database: str | None = None) -> bool:
     """Run ``task`` inline (``TENANCY_EAGER``) or send it to the broker.
 
@@ -96,12 +131,19 @@ def dispatch(task: Task, *args: Any, database: str | None = None) -> bool:
     if conf.eager():
         _INLINE[task.name](*args)
         return True
-    options: dict[str, Any] = {"retry": False}
+    # retry=True with a bounded policy, never retry=False: kombu copies the policy into
+    # the connection's transport options, which is what bounds the reconnection of a
+    # connection that failed (Connection.default_channel). With retry=False it falls
+    # back to retrying for broker_connection_timeout with 2 s and 4 s sleeps: every
+    # signup after the first waited about 6 s while the broker was down.
+    options: dict[str, Any] = {"retry": True, "retry_policy": conf.publish_retry_policy()}
     queue = conf.celery_queue()
     if queue:
         options["queue"] = queue.format(database=database or conf.default_database())
     try:
-        task.apply_async(args, **options)
+        timeout = task.app.conf.get("broker_pool_acquire_timeout")
+        with _producer_pool(task).acquire(block=True, timeout=timeout) as producer:
+            task.apply_async(args, producer=producer, **options)
     except Exception:
         logger.warning(
             "could not enqueue %s%r; the reconciler will send it again",

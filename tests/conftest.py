@@ -21,7 +21,6 @@ def _fresh_class_cache():
     tenancy.clear_cache()
 
 
-
 @pytest.fixture
 def make_tenant(transactional_db):
     """Create ready tenants (eager lifecycle) and drop their storage afterwards."""
@@ -79,6 +78,11 @@ def broker():
     server.start()
     app.conf.broker_url = server.url
     app.amqp._producer_pool = None  # publish to this server even if an earlier test published
+    # Celery's current app is per thread; other threads (signup clients, a rollout run
+    # in a thread) get the default app. Celery makes this app the default only if no
+    # test touched a shared task before it was imported (tests/test_logs.py does): else
+    # the default is Celery's unconfigured fallback app, and their tasks never arrive.
+    app.set_default()
     yield server
     server.stop()
 

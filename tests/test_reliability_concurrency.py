@@ -77,11 +77,6 @@ def _state(pk) -> str | None:
     return Customer.objects.filter(pk=pk).values_list("state", flat=True).first()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="passes alone; in some full-suite runs no signup reaches the workers "
-    "(under investigation, RELIABILITY.md)",
-)
 def test_200_signups_from_8_clients_on_2_workers_each_end_ready_with_one_schema(two_workers):
     names = [f"sig{number:03d}" for number in range(SIGNUPS)]
     errors: list[BaseException] = []
@@ -229,11 +224,6 @@ def _shop_worker(shop: Shop, stage: int, queue: str) -> Worker:
     ).start()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug R1 (RELIABILITY.md): tenancy_migrate does not watch tenants that are "
-    "being provisioned by an older worker while it runs",
-)
 def test_tenancy_migrate_during_an_old_workers_provisioning_ends_with_the_tenant_current(
     shop_postgresql,  # noqa: F811 - the fixture imported above
 ):
