@@ -14,6 +14,22 @@ from tenancy import provisioning, storage
 _names = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _suite_celery_app():
+    """Make the suite's Celery app the default one, in every thread, from the start.
+
+    Celery's current app is per thread; other threads (signup clients, a rollout
+    run in a thread) get the default app. Celery makes this app the default only
+    if nothing touched a shared task before it was imported (tests/test_logs.py
+    does): else the default is Celery's unconfigured fallback app, whose tasks go
+    to amqp://localhost, never reach the test's workers, and stay in whatever
+    RabbitMQ listens there.
+    """
+    from tests.celery_app import app
+
+    app.set_default()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_class_cache():
     tenancy.clear_cache()
@@ -78,11 +94,6 @@ def broker():
     server.start()
     app.conf.broker_url = server.url
     app.amqp._producer_pool = None  # publish to this server even if an earlier test published
-    # Celery's current app is per thread; other threads (signup clients, a rollout run
-    # in a thread) get the default app. Celery makes this app the default only if no
-    # test touched a shared task before it was imported (tests/test_logs.py does): else
-    # the default is Celery's unconfigured fallback app, and their tasks never arrive.
-    app.set_default()
     yield server
     server.stop()
 
