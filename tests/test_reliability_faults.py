@@ -176,6 +176,27 @@ def test_a_worker_killed_mid_fan_out_leaves_every_tenant_at_its_old_state_then_r
     _assert_nothing_lost(full)
 
 
+def _rollout_thread(outcome: dict[str, object], **options: object) -> threading.Thread:
+    """A thread that waits on ``rollout.run(**options)`` as tenancy_migrate does.
+
+    ``outcome`` receives the report (or the error) and the pid of the database
+    connection the rollout waits on.
+    """
+
+    def run() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                outcome["pid"] = cursor.fetchone()[0]
+            outcome["report"] = rollout.run(**options)
+        except BaseException as exc:  # pragma: no cover - reported below
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)
+
+
 def test_a_waiting_tenancy_migrate_finishes_when_its_worker_is_killed_and_replaced(
     workers, settings
 ):
@@ -186,19 +207,10 @@ def test_a_waiting_tenancy_migrate_finishes_when_its_worker_is_killed_and_replac
     killed = workers(_queue("fanout-wait"))
     _use(settings, killed)
     outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            # grace: how long no worker may show signs of life before the rollout
-            # sends the tenants again (short here; the default is RESEND_GRACE).
-            outcome["report"] = rollout.run(concurrency=2, timeout=30, grace=2)
-        except BaseException as exc:  # pragma: no cover - reported below
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
+    # grace: how long no worker may show signs of life before the rollout sends the
+    # tenants again (short here; the default is RESEND_GRACE).
+    thread = _rollout_thread(outcome, concurrency=2, timeout=30, grace=2)
     blocker = _blocking_ddl()
-    thread = threading.Thread(target=run)
     try:
         thread.start()
         wait_for(_waiting_on_auth_user, 30, "the worker to be mid-migration")
@@ -249,20 +261,8 @@ def test_a_waiting_tenancy_migrate_rides_out_the_loss_of_its_own_database_connec
     worker = workers(_queue("fanout-own"))
     _use(settings, worker)
     outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                outcome["pid"] = cursor.fetchone()[0]  # the connection run() waits on
-            outcome["report"] = rollout.run(concurrency=1, timeout=60)
-        except BaseException as exc:  # pragma: no cover - reported below
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
+    thread = _rollout_thread(outcome, concurrency=1, timeout=60)
     blocker = _blocking_ddl()
-    thread = threading.Thread(target=run)
     try:
         thread.start()
         wait_for(_waiting_on_auth_user, 30, "the worker to be mid-migration")
@@ -327,17 +327,8 @@ def test_a_terminated_database_connection_mid_fan_out_does_not_take_the_tenant_o
     worker = workers(_queue("fanout-cut"), TENANCY_RETRY_BACKOFF="0.2")
     _use(settings, worker)
     outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["report"] = rollout.run(concurrency=1, timeout=60)
-        except BaseException as exc:  # pragma: no cover - reported below
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
+    thread = _rollout_thread(outcome, concurrency=1, timeout=60)
     blocker = _blocking_ddl()
-    thread = threading.Thread(target=run)
     try:
         thread.start()
         [pid] = wait_for(_waiting_on_auth_user, 30, "the worker to be mid-migration")
