@@ -85,5 +85,8 @@ class Worker:
     def event_lines(self) -> list[str]:
         return self.events.read_text().splitlines()
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def _died(self) -> bool:
         return self.process is not None and self.process.poll() is not None
