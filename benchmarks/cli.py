@@ -41,6 +41,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--tenants", type=int, default=None, help="fleet size (default 1000, 20 quick)"
     )
     parser.add_argument(
+        "--scaleout-tenants", type=int, default=None, help="signups per scale-out burst"
+    )
+    parser.add_argument(
+        "--scaleout-rounds", type=int, default=None, help="rounds of the scale-out layouts"
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=None,
@@ -52,7 +58,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     output: Path = args.output or (QUICK_RESULTS if args.quick else RESULTS)
-    sizes = choose(args.quick, args.tenants)
+    sizes = choose(args.quick, args.tenants, args.scaleout_tenants, args.scaleout_rounds)
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     about = machine.describe()  # before the run: the date is when it started
     started = time.monotonic()

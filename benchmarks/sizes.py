@@ -48,7 +48,13 @@ QUICK = Sizes(
 )  # fmt: skip
 
 
-def choose(quick: bool, fleet: int | None = None) -> Sizes:
-    """Return the sizes of a run; ``fleet`` overrides the number of fleet tenants."""
+def choose(
+    quick: bool,
+    fleet: int | None = None,
+    scaleout: int | None = None,
+    scaleout_rounds: int | None = None,
+) -> Sizes:
+    """Return the sizes of a run; the arguments given override the fleet and scale-out sizes."""
     sizes = QUICK if quick else FULL
-    return replace(sizes, fleet=fleet) if fleet else sizes
+    overrides = {"fleet": fleet, "scaleout": scaleout, "scaleout_rounds": scaleout_rounds}
+    return replace(sizes, **{key: value for key, value in overrides.items() if value})
