@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tenancy import migrator, provisioning, storage
 from tests.testapp.models import Customer, Project
@@ -47,6 +48,27 @@ def test_sql_recorded_on_one_tenant_is_replayed_on_the_next(make_tenant):
         tenant.refresh_from_db()
         Project.for_tenant(tenant).objects.create(name="after replay")
         assert migrator.pending(tenant.db_schema, "default") == []
+
+
+@pytest.mark.postgresql
+def test_a_schema_built_from_recorded_sql_sends_its_tables_in_one_round_trip(make_tenant):
+    """The first schema a process builds records the DDL; every later one replays it
+    as one batch (one query message), not one round trip per statement."""
+    migrator.plan().compiled_builds.clear()
+    make_tenant("recorder")  # records the DDL statement by statement
+    recorded = migrator.plan().compiled_builds["default"]
+    assert len(recorded) == 1 and recorded[0][0].count("CREATE TABLE") >= 5
+    with CaptureQueriesContext(connection) as queries:
+        replayed = make_tenant("replayed")
+    creates = [q["sql"] for q in queries.captured_queries if "CREATE TABLE" in q["sql"]]
+    # the batch, and the tenant's record of applied migrations
+    assert len(creates) == 2, creates
+
+    def tables(schema: str) -> set[str]:
+        return {name.split(".")[-1] for name in storage.existing_tenant_tables(schema, "default")}
+
+    assert tables(replayed.db_schema) == tables("tenant_recorder")
+    Project.for_tenant(replayed).objects.create(name="built from the batch")
 
 
 def test_a_migration_that_fails_leaves_the_tenant_as_it_was(make_tenant, monkeypatch):
