@@ -17,7 +17,7 @@ when run as root), and a private ``redis-server``; both are removed at the end.
 
 Usage: ``.venv/bin/python scripts/reliability_pg_restart.py`` (prints a report; exit
 status 1 if a check failed). Needs ``/usr/lib/postgresql/<version>/bin`` and
-``redis-server``. Takes about a minute.
+``redis-server``. Takes about 10 seconds.
 """
 
 from __future__ import annotations
