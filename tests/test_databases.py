@@ -94,6 +94,13 @@ def test_many_to_many_to_a_shared_model_reads_and_writes_from_another_database(t
     second.watchers.clear()
     assert not second.watchers.exists()
     assert list(TenantProject.objects.filter(watchers=bob)) == [first]  # tenant-side join
+    # rows created through the relation go to the shared database, linked on the tenant's
+    eve = second.watchers.create(username="eve")
+    fay, created = second.watchers.get_or_create(username="fay")
+    assert created and User.objects.filter(username__in=["eve", "fay"]).count() == 2
+    assert second.watchers.get_or_create(username="fay") == (fay, False)
+    assert sorted(second.watchers.values_list("username", flat=True)) == ["eve", "fay"]
+    assert {eve.pk, fay.pk} == {u.pk for u in User.objects.filter(username__in=["eve", "fay"])}
     assert storage.schema_exists(tenant.db_schema, "other")
 
 
