@@ -269,7 +269,7 @@ def reconcile(*, grace: float | None = None) -> ReconcileReport:
         state=TenantState.PENDING, state_changed_at__lte=cutoff
     ).values_list("pk", "database"):
         report.pending.append(pk)
-        databases[pk] = database
+        databases[pk] = database or _place(manager, pk)
     for pk, schema, database in manager.filter(
         state=TenantState.PROVISIONING, state_changed_at__lte=cutoff
     ).values_list("pk", "db_schema", "database"):
@@ -308,15 +308,38 @@ def _about(tenant: AbstractTenant) -> Any:
 
 
 def _name(tenant: AbstractTenant) -> None:
-    """Name and place a tenant created without ``save()`` (bulk_create, raw SQL)."""
+    """Name and place a tenant created without ``save()`` (bulk_create, raw SQL).
+
+    The schema name is deterministic; the placement is not (it counts
+    tenants), so only the first placement is written, and every caller goes
+    on with the stored one.
+    """
     from tenancy import placement
 
+    rows = type(tenant)._default_manager.using(shared_database()).filter(pk=tenant.pk)
     tenant.db_schema = tenant.derive_schema()
-    tenant.database = tenant.database or placement.choose(tenant)
-    # Deterministic: two workers naming the same tenant write the same values.
-    type(tenant)._default_manager.using(shared_database()).filter(pk=tenant.pk).update(
-        db_schema=tenant.db_schema, database=tenant.database
-    )
+    rows.update(db_schema=tenant.db_schema)
+    if not tenant.database:
+        rows.filter(database="").update(database=placement.choose(tenant))
+        tenant.database = rows.values_list("database", flat=True).first() or ""
+
+
+def _place(manager: Any, pk: Any) -> str:
+    """Place a pending tenant that has no database yet; return its alias ("" if gone).
+
+    The reconciler does this before it sends the provisioning task, so that
+    the task goes to the queue of the tenant's database (``{database}`` in
+    ``TENANCY_CELERY_QUEUE``), not to the first alias's.
+    """
+    tenant = manager.filter(pk=pk).first()
+    if tenant is None:
+        return ""
+    try:
+        _name(tenant)
+    except Exception:  # a key that cannot be named: the worker records the error
+        logger.warning("could not place tenant %r; sending it unplaced", pk, exc_info=True)
+        return ""
+    return str(tenant.database)
 
 
 def _build(tenant: AbstractTenant, shared: str, *, pool_only: bool = False) -> bool | None:

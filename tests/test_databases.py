@@ -125,6 +125,30 @@ def test_drop_and_reconcile_work_per_database(two_databases):
     assert storage.schema_exists("tenant_bulk_other", "other")
 
 
+def test_reconcile_places_a_bulk_created_tenant_before_sending_it_to_its_databases_queue(
+    two_databases, settings, broker
+):
+    """A tenant inserted without save() has no database yet; its provisioning must go to
+    the queue of the database it will live on, so each server's workers bound its DDL."""
+    import redis
+
+    settings.TENANCY_EAGER = False
+    settings.TENANCY_CELERY_QUEUE = "tenancy-place-{database}"
+    Customer.objects.create(name="first", database="default")  # queued, stays pending
+    Customer.objects.bulk_create([Customer(name="bulk_unplaced")])
+    client = redis.Redis.from_url(broker.url)
+    try:
+        client.delete("tenancy-place-default", "tenancy-place-other")
+        lifecycle.reconcile(grace=0)
+        placed = Customer.objects.get(name="bulk_unplaced")
+        assert placed.database == "other" and placed.db_schema == "tenant_bulk_unplaced"
+        assert client.llen("tenancy-place-other") == 1  # the bulk-created tenant's task
+        assert client.llen("tenancy-place-default") == 1  # "first", sent again
+    finally:
+        client.delete("tenancy-place-default", "tenancy-place-other")
+        client.close()
+
+
 def test_a_rollout_migrates_tenants_on_every_database(two_databases):
     tenants = [place("roll_a", database="default"), place("roll_b", database="other")]
     Customer.objects.update(migrations_digest="old")
