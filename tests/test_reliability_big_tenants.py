@@ -21,6 +21,7 @@ from django.db import connection, connections
 
 from tenancy import provisioning, storage
 from tests.testapp.models import Project, Report
+from tests.workers import waiting_on_auth_user
 
 pytestmark = pytest.mark.postgresql
 
@@ -98,7 +99,7 @@ def test_a_drop_waiting_for_a_shared_table_does_not_queue_other_tenants_behind_i
     drop, drop_outcome = _in_thread(provisioning.drop, big.db_schema, "default")
     try:
         deadline = time.monotonic() + 10
-        while drop.is_alive() and time.monotonic() < deadline and not _queued_on_auth_user():
+        while drop.is_alive() and time.monotonic() < deadline and not waiting_on_auth_user():
             time.sleep(0.05)
         work, outcome = _in_thread(_neighbour_work, neighbour, user, "while the drop waits")
         work.join(timeout=5)
@@ -111,13 +112,3 @@ def test_a_drop_waiting_for_a_shared_table_does_not_queue_other_tenants_behind_i
     assert not stalled, "the neighbour's work queued behind the waiting drop for over 5s"
     assert "error" not in outcome, outcome
     assert "error" not in drop_outcome or "lock timeout" in str(drop_outcome["error"])
-
-
-def _queued_on_auth_user() -> bool:
-    with connection.cursor() as cursor:
-        # Scoped to this database: other test runs share the server (and auth_user's oid).
-        cursor.execute(
-            "SELECT 1 FROM pg_locks WHERE relation = 'auth_user'::regclass AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-        return cursor.fetchone() is not None

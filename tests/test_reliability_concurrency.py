@@ -15,14 +15,14 @@ from collections import Counter
 
 import psycopg2
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from tenancy import migrator, storage
 from tenancy.models import TenantState, Tombstone
 from tests.conftest import drop_all_tenant_storage
 from tests.test_migrations_flow import Shop, shop_postgresql  # noqa: F401 - fixture
 from tests.testapp.models import Customer, Project
-from tests.workers import ROOT, Worker, wait_for
+from tests.workers import ROOT, Worker, hold_tenant_ddl, release_tenant_ddl, wait_for
 
 pytestmark = pytest.mark.postgresql
 
@@ -45,20 +45,6 @@ def two_workers(broker, transactional_db, settings):
         for worker in workers:
             worker.stop()
         drop_all_tenant_storage()
-
-
-def _blocking_ddl():
-    """Hold a lock that provisioning's DDL needs (foreign keys to auth_user), mid-transaction."""
-    blocker = connections.create_connection("default")
-    blocker.set_autocommit(False)
-    with blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE")
-    return blocker
-
-
-def _release(blocker) -> None:
-    blocker.rollback()
-    blocker.close()
 
 
 def _schemas(pattern: str) -> list[str]:
@@ -184,14 +170,14 @@ def test_create_delete_recreate_of_one_key_never_drops_the_new_schema_or_shows_o
 
 
 def test_delete_during_provisioning_leaves_no_row_and_no_schema(two_workers):
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         tenant = Customer.objects.create(name="fleeting")
         wait_for(lambda: _state(tenant.pk) == TenantState.PROVISIONING, 30, "provisioning")
         tenant.delete()  # the worker is mid-DDL, inside its transaction
         assert storage.schema_oid(tenant.db_schema, "default") is None
     finally:
-        _release(blocker)
+        release_tenant_ddl(blocker)
     wait_for(lambda: not Tombstone.objects.filter(done_at__isnull=True).exists(), 60, "the drop")
     wait_for(
         lambda: any("deleted while being provisioned" in w.output() for w in two_workers),

@@ -22,13 +22,19 @@ import psycopg2
 import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, connections
+from django.db import connection
 
 from tenancy import conf, lifecycle, locks, migrator, rollout, tasks
 from tenancy.models import TenantState
 from tests.conftest import drop_all_tenant_storage
 from tests.testapp.models import Customer, Project
-from tests.workers import Worker, wait_for
+from tests.workers import (
+    Worker,
+    hold_tenant_ddl,
+    release_tenant_ddl,
+    wait_for,
+    waiting_on_auth_user,
+)
 
 pytestmark = pytest.mark.postgresql
 
@@ -64,31 +70,6 @@ def _queue(name: str) -> str:
 def _use(settings, worker: Worker) -> None:
     settings.TENANCY_EAGER = False
     settings.TENANCY_CELERY_QUEUE = worker.queue
-
-
-def _blocking_ddl():
-    """Hold a lock that tenant DDL needs (foreign keys to auth_user), mid-transaction."""
-    blocker = connections.create_connection("default")
-    blocker.set_autocommit(False)
-    with blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE")
-    return blocker
-
-
-def _release(blocker) -> None:
-    blocker.rollback()
-    blocker.close()
-
-
-def _waiting_on_auth_user() -> list[int]:
-    """Return the backends queued for a lock on auth_user (a worker held mid-DDL)."""
-    with connection.cursor() as cursor:
-        # Scoped to this database: other test runs share the server (and auth_user's oid).
-        cursor.execute(
-            "SELECT pid FROM pg_locks WHERE relation = 'auth_user'::regclass AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def _tenant_schemas() -> set[str]:
@@ -152,13 +133,13 @@ def test_a_worker_killed_mid_fan_out_leaves_every_tenant_at_its_old_state_then_r
     tenants, full = _outdated_fleet(5, "fan")
     killed = workers(_queue("fanout"))
     _use(settings, killed)
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         assert rollout.enqueue_all() == 5  # `tenancy_migrate --no-wait`
-        wait_for(_waiting_on_auth_user, 30, "the worker to be mid-migration")
+        wait_for(waiting_on_auth_user, 30, "the worker to be mid-migration")
         killed.kill()  # SIGKILL, parent and pool children, inside the migration's transaction
     finally:
-        _release(blocker)
+        release_tenant_ddl(blocker)
     for tenant in tenants:
         wait_for(lambda t=tenant: not locks.is_locked(t.db_schema, "default"), 30, "the lock")
     # Nothing of the interrupted migration stayed: every tenant is exactly as it was.
@@ -210,13 +191,13 @@ def test_a_waiting_tenancy_migrate_finishes_when_its_worker_is_killed_and_replac
     # grace: how long no worker may show signs of life before the rollout sends the
     # tenants again (short here; the default is RESEND_GRACE).
     thread = _rollout_thread(outcome, concurrency=2, timeout=30, grace=2)
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         thread.start()
-        wait_for(_waiting_on_auth_user, 30, "the worker to be mid-migration")
+        wait_for(waiting_on_auth_user, 30, "the worker to be mid-migration")
         killed.kill()
     finally:
-        _release(blocker)
+        release_tenant_ddl(blocker)
     workers(killed.queue, concurrency=2)  # the replacement
     thread.join(timeout=45)
     assert "error" not in outcome, outcome
@@ -262,10 +243,10 @@ def test_a_waiting_tenancy_migrate_rides_out_the_loss_of_its_own_database_connec
     _use(settings, worker)
     outcome: dict[str, object] = {}
     thread = _rollout_thread(outcome, concurrency=1, timeout=60)
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         thread.start()
-        wait_for(_waiting_on_auth_user, 30, "the worker to be mid-migration")
+        wait_for(waiting_on_auth_user, 30, "the worker to be mid-migration")
         _allow_connections(False)
         try:
             with connection.cursor() as cursor:
@@ -281,7 +262,7 @@ def test_a_waiting_tenancy_migrate_rides_out_the_loss_of_its_own_database_connec
         finally:
             _allow_connections(True)
     finally:
-        _release(blocker)
+        release_tenant_ddl(blocker)
     thread.join(timeout=70)
     assert not thread.is_alive()
     assert "error" not in outcome, outcome
@@ -298,15 +279,15 @@ def test_a_waiting_tenancy_migrate_rides_out_the_loss_of_its_own_database_connec
 def test_a_terminated_database_connection_mid_provisioning_is_retried_to_ready(workers, settings):
     worker = workers(_queue("terminate"), TENANCY_RETRY_BACKOFF="0.2")
     _use(settings, worker)
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         tenant = Customer.objects.create(name="terminated")
-        [pid] = wait_for(_waiting_on_auth_user, 30, "the worker to be mid-DDL")
+        [pid] = wait_for(waiting_on_auth_user, 30, "the worker to be mid-DDL")
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
             assert cursor.fetchone()[0]
     finally:
-        _release(blocker)
+        release_tenant_ddl(blocker)
     tenant.wait_until_ready(timeout=60)
     worker.stop()
     assert "terminating connection" in worker.output() or "closed" in worker.output()
@@ -328,14 +309,14 @@ def test_a_terminated_database_connection_mid_fan_out_does_not_take_the_tenant_o
     _use(settings, worker)
     outcome: dict[str, object] = {}
     thread = _rollout_thread(outcome, concurrency=1, timeout=60)
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         thread.start()
-        [pid] = wait_for(_waiting_on_auth_user, 30, "the worker to be mid-migration")
+        [pid] = wait_for(waiting_on_auth_user, 30, "the worker to be mid-migration")
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     finally:
-        _release(blocker)
+        release_tenant_ddl(blocker)
     thread.join(timeout=70)
     assert "error" not in outcome, outcome
     report = outcome["report"]

@@ -16,12 +16,12 @@ import time
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from tenancy import migrator, notify, rollout, tasks
 from tenancy.models import TenantState
 from tests.testapp.models import Customer
-from tests.workers import wait_for
+from tests.workers import hold_tenant_ddl, release_tenant_ddl, wait_for, waiting_on_auth_user
 
 OLD_DIGEST = "0" * 32
 
@@ -82,15 +82,14 @@ def test_duplicate_deliveries_of_a_migrate_batch_migrate_each_tenant_once(
     pks = [t.pk for t in tenants]
     Customer.objects.filter(pk__in=pks).update(migrations_digest=OLD_DIGEST, migrations_applied=0)
 
-    blocker = _hold_auth_user()
+    blocker = hold_tenant_ddl()
     try:
         for _ in range(3):
             assert tasks.dispatch(tasks.migrate_tenants, pks)
-        wait_for(_waiting_on_auth_user, 30, "the first delivery to be mid-migration")
+        wait_for(waiting_on_auth_user, 30, "the first delivery to be mid-migration")
         time.sleep(1)  # the second delivery meets the tenant's lock held
     finally:
-        blocker.rollback()
-        blocker.close()
+        release_tenant_ddl(blocker)
 
     digest = migrator.plan().digest
     wait_for(
@@ -114,24 +113,6 @@ def test_duplicate_deliveries_of_a_migrate_batch_migrate_each_tenant_once(
         with connection.cursor() as cursor:
             cursor.execute(f'SELECT count(*) FROM "{tenant.db_schema}"."{migrator.RECORD_TABLE}"')
             assert cursor.fetchone()[0] == len(migrator.plan().keys)
-
-
-def _hold_auth_user() -> Any:
-    """Hold a lock that testapp's migration needs (foreign keys to auth_user)."""
-    blocker = connections.create_connection("default")
-    blocker.set_autocommit(False)
-    with blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE")
-    return blocker
-
-
-def _waiting_on_auth_user() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE relation = 'auth_user'::regclass AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-        return bool(cursor.fetchone()[0])
 
 
 def _unmigrate(schema: str) -> None:

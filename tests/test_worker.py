@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tenancy import lifecycle, locks, provisioning, storage, tasks
@@ -13,7 +13,7 @@ from tenancy.exceptions import TenantNotReady
 from tenancy.models import TenantState, Tombstone
 from tests.conftest import drop_all_tenant_storage
 from tests.testapp.models import Customer, Project
-from tests.workers import Worker, wait_for
+from tests.workers import Worker, hold_tenant_ddl, release_tenant_ddl, wait_for
 
 pytestmark = pytest.mark.postgresql
 
@@ -29,15 +29,6 @@ def _state(tenant) -> str:
     return Customer.objects.get(pk=tenant.pk).state
 
 
-def _blocking_ddl():
-    """Hold a lock that provisioning's DDL needs (foreign keys to auth_user), mid-transaction."""
-    blocker = connections.create_connection("default")
-    blocker.set_autocommit(False)
-    with blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE")
-    return blocker
-
-
 def test_create_returns_before_provisioning_and_the_worker_makes_it_ready(async_lifecycle, cleanup):
     with CaptureQueriesContext(connection) as queries:
         tenant = Customer.objects.create(name="signup")
@@ -50,7 +41,7 @@ def test_create_returns_before_provisioning_and_the_worker_makes_it_ready(async_
 
 
 def test_for_tenant_refuses_while_provisioning_then_serves(async_lifecycle, cleanup):
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         tenant = Customer.objects.create(name="refused")
         cleanup.append(tenant.db_schema)
@@ -58,8 +49,7 @@ def test_for_tenant_refuses_while_provisioning_then_serves(async_lifecycle, clea
         with pytest.raises(TenantNotReady, match="provisioning"):
             Project.for_tenant(tenant)
     finally:
-        blocker.rollback()
-        blocker.close()
+        release_tenant_ddl(blocker)
     # The same, stale, instance is served once the worker has finished.
     wait_for(lambda: _state(tenant) == TenantState.READY, 30, "ready")
     assert tenant.state == TenantState.PROVISIONING
@@ -93,7 +83,7 @@ def test_bulk_created_tenants_are_provisioned_by_the_reconciler(async_lifecycle,
 def test_a_task_delivered_twice_provisions_once(async_lifecycle, cleanup):
     worker = async_lifecycle
     finished_before = worker.output().count("succeeded in")
-    blocker = _blocking_ddl()  # both deliveries arrive while the first is mid-DDL
+    blocker = hold_tenant_ddl()  # both deliveries arrive while the first is mid-DDL
     try:
         tenant = Customer.objects.create(name="twice")
         cleanup.append(tenant.db_schema)
@@ -101,8 +91,7 @@ def test_a_task_delivered_twice_provisions_once(async_lifecycle, cleanup):
         tasks.dispatch(tasks.provision_tenant, tenant.pk)
         wait_for(lambda: _state(tenant) == TenantState.PROVISIONING, 30, "provisioning")
     finally:
-        blocker.rollback()
-        blocker.close()
+        release_tenant_ddl(blocker)
     tenant.wait_until_ready(timeout=30)
     wait_for(
         lambda: worker.output().count("succeeded in") >= finished_before + 3,
@@ -118,15 +107,14 @@ def test_a_worker_killed_mid_provisioning_leaves_nothing_half_built(
     killed = Worker(broker.url, "tenancy-tests-kill", concurrency=1).start()
     settings.TENANCY_EAGER = False
     settings.TENANCY_CELERY_QUEUE = killed.queue
-    blocker = _blocking_ddl()
+    blocker = hold_tenant_ddl()
     try:
         tenant = Customer.objects.create(name="killed")
         cleanup.append(tenant.db_schema)
         wait_for(lambda: _state(tenant) == TenantState.PROVISIONING, 30, "provisioning")
         killed.kill()  # SIGKILL, parent and pool children, mid-transaction
     finally:
-        blocker.rollback()
-        blocker.close()
+        release_tenant_ddl(blocker)
     wait_for(lambda: not locks.is_locked(tenant.db_schema, "default"), 30, "the lock to die")
     assert not storage.schema_exists(tenant.db_schema, "default")
     assert _state(tenant) == TenantState.PROVISIONING

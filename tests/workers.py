@@ -8,8 +8,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 
 # One copy of the service helpers, shared with the benchmark harness.
 from benchmarks.services import wait_for
@@ -90,3 +91,36 @@ class Worker:
 
     def _died(self) -> bool:
         return self.process is not None and self.process.poll() is not None
+
+
+# -- holding a worker in the middle of its DDL --
+
+
+def hold_tenant_ddl() -> Any:
+    """Hold a lock that tenant DDL needs, mid-transaction, on a connection of its own.
+
+    Every testapp tenant table has a foreign key to ``auth_user``; creating or
+    altering one waits for this lock, so a worker provisioning or migrating a
+    tenant stops inside its DDL transaction until :func:`release_tenant_ddl`.
+    """
+    blocker = connections.create_connection("default")
+    blocker.set_autocommit(False)
+    with blocker.cursor() as cursor:
+        cursor.execute("LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE")
+    return blocker
+
+
+def release_tenant_ddl(blocker: Any) -> None:
+    blocker.rollback()
+    blocker.close()
+
+
+def waiting_on_auth_user() -> list[int]:
+    """Return the backends queued for a lock on auth_user (workers held mid-DDL)."""
+    with connection.cursor() as cursor:
+        # Scoped to this database: other test runs share the server (and auth_user's oid).
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE relation = 'auth_user'::regclass AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return [row[0] for row in cursor.fetchall()]
