@@ -21,7 +21,7 @@ W001      tenant models get 32-bit auto primary keys on PostgreSQL
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.apps import AppConfig, apps
@@ -130,33 +130,27 @@ def relation_errors(
     templates: Iterable[type[models.Model]], shared_models: Iterable[type[models.Model]]
 ) -> list[CheckMessage]:
     """Return one tenancy.E004 per model with a relation :mod:`tenancy.validation` refuses."""
+    rules: list[tuple[Iterable[type[models.Model]], Callable[[Any], None], str]] = [
+        (
+            templates,
+            validation.check_template_relations,
+            "Give the relation related_name='+' (no reverse accessor) or a "
+            "related_name containing '%(class)s' (one accessor per tenant).",
+        ),
+        (
+            shared_models,
+            validation.check_shared_relations,
+            "Declare the relation on the tenant model, pointing to the shared "
+            "model, or keep the tenant-side id in a plain field.",
+        ),
+    ]
     errors: list[CheckMessage] = []
-    for template in templates:
-        try:
-            validation.check_template_relations([template])
-        except ImproperlyConfigured as exc:
-            errors.append(
-                Error(
-                    str(exc),
-                    hint="Give the relation related_name='+' (no reverse accessor) or a "
-                    "related_name containing '%(class)s' (one accessor per tenant).",
-                    obj=template,
-                    id="tenancy.E004",
-                )
-            )
-    for model in shared_models:
-        try:
-            validation.check_shared_relations([model])
-        except ImproperlyConfigured as exc:
-            errors.append(
-                Error(
-                    str(exc),
-                    hint="Declare the relation on the tenant model, pointing to the shared "
-                    "model, or keep the tenant-side id in a plain field.",
-                    obj=model,
-                    id="tenancy.E004",
-                )
-            )
+    for checked, check, hint in rules:
+        for model in checked:
+            try:
+                check([model])
+            except ImproperlyConfigured as exc:
+                errors.append(Error(str(exc), hint=hint, obj=model, id="tenancy.E004"))
     return errors
 
 
