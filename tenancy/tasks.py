@@ -97,20 +97,24 @@ def _producer_pool(task: Task) -> ProducerPool:
     The library's own pool, not the app's: its connections get a bounded connect
     timeout, and the retry policy that kombu writes into a connection's transport
     options at each publish stays out of the host project's connections. It is
-    keyed by what the connections are made of (broker URL, transport options,
-    connect timeout) and the process id, so a changed broker setting or a forked
-    worker child gets connections of its own instead of stale or shared ones.
+    keyed by the settings its connections are made of (broker URL, transport
+    options, connect timeout) and the process id, so a changed broker setting or
+    a forked worker child gets connections of its own instead of stale or shared
+    ones; the key is read from the settings, so a publish builds no connection
+    object to find its pool.
     """
     app = task.app
     timeout = conf.publish_connect_timeout()
-    # connect_timeout bounds a connect to AMQP, socket_connect_timeout one to Redis.
-    connection = app.connection_for_write(
-        connect_timeout=timeout, transport_options={"socket_connect_timeout": timeout}
-    )
-    key = (os.getpid(), id(app), connection.__eqhash__(), repr(connection.alt), timeout)
+    broker = app.conf.broker_write_url or app.conf.broker_url
+    options = repr(app.conf.broker_transport_options)
+    key = (os.getpid(), id(app), broker, options, timeout)
     with _producer_pools_lock:
         pool = _producer_pools.get(key)
         if pool is None:
+            # connect_timeout bounds a connect to AMQP, socket_connect_timeout one to Redis.
+            connection = app.connection_for_write(
+                connect_timeout=timeout, transport_options={"socket_connect_timeout": timeout}
+            )
             # The pools of an earlier broker setting (or of a parent process) are left to
             # the garbage collector: closing them could break a publish in another thread.
             _producer_pools.clear()
