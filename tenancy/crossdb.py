@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
+from django.apps import apps as global_apps
 from django.db import models
 from django.db.models.fields.related_descriptors import ManyToManyDescriptor
 
@@ -153,7 +154,5 @@ def split_shared_many_to_many(
 
 
 def _is_shared(model: type[models.Model]) -> bool:
-    from django.apps import apps as global_apps
-
     concrete = model._meta.concrete_model
     return concrete is not None and concrete._meta.apps is global_apps
