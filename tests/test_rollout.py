@@ -179,3 +179,17 @@ def test_a_wait_whose_listening_connection_is_terminated_goes_on_by_polling(tran
     thread.join(timeout=10)
     assert "error" not in outcome, outcome
     assert outcome["result"] is True
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--grace=-1", "--grace must not be negative"),
+        ("--concurrency=0", "--concurrency must be at least 1"),
+    ],
+)
+def test_tenancy_migrate_refuses_options_that_cannot_work(option: str, message: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("tenancy_migrate", option)
