@@ -69,7 +69,8 @@ def _wait_for_full_pool(timeout: float) -> None:
     Signups one at a time model sparse signups: the pool has time to refill
     between two of them. The first call fills the pool in this process.
     """
-    from tenancy import conf, pool
+    from tenancy._primitives import conf
+    from tenancy._orchestration import pool
     from tenancy.models import PoolSchema
 
     size = conf.pool_size()
@@ -86,7 +87,7 @@ def _wait_for_full_pool(timeout: float) -> None:
 
 def burst(count: int, timeout: float) -> dict[str, Any]:
     from benchmarks.orgs_tenancy.models import Org
-    from tenancy import notify
+    from tenancy._primitives import notify
 
     created_at: dict[Any, float] = {}
     started = time.perf_counter()
@@ -180,20 +181,20 @@ def memory_per_tenant(count: int) -> list[float]:
     from django.test import override_settings
 
     import tenancy
-    from tenancy import cache
+    from tenancy._classes import cache
 
     tenancy.clear_cache()
     samples = []
     with override_settings(TENANCY_MODEL_CACHE_SIZE=count + 10):
         for i in range(2):
-            cache.tenant_models(fake_tenant(-1 - i), require_ready=False)
+            cache.tenant_models(fake_tenant(-1 - i), verify=False)
         memory.settle()
         tracemalloc.start()
         try:
             memory.settle()
             before = tracemalloc.get_traced_memory()[0]
             for i in range(count):
-                cache.tenant_models(fake_tenant(i), require_ready=False)
+                cache.tenant_models(fake_tenant(i), verify=False)
                 memory.settle()
                 now = tracemalloc.get_traced_memory()[0]
                 samples.append((now - before) / 1024)
@@ -209,14 +210,14 @@ def resident_flatness(cache_size: int, tenants: int) -> dict[str, Any]:
     from django.test import override_settings
 
     import tenancy
-    from tenancy import cache
+    from tenancy._classes import cache
 
     tenancy.clear_cache()
     checkpoints: list[tuple[int, int]] = []
     started = time.perf_counter()
     with override_settings(TENANCY_MODEL_CACHE_SIZE=cache_size):
         for i in range(tenants):
-            cache.tenant_models(fake_tenant(100_000 + i), require_ready=False)
+            cache.tenant_models(fake_tenant(100_000 + i), verify=False)
             if (i + 1) % cache_size == 0:
                 memory.settle()
                 checkpoints.append((i + 1, memory.rss_bytes()))

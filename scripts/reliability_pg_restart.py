@@ -129,14 +129,15 @@ def make_outdated(tenant) -> None:
     migration, so tenancy_migrate really applies testapp.0001_initial to it."""
     from django.db import connection
 
-    from tenancy import migrator
+    from tenancy._migrating import executor, recorder
+    from tenancy._migrating.plan import plan as migration_plan
     from tests.testapp.models import Customer
 
     schema = tenant.db_schema
-    names = sorted(tables(schema) - {migrator.RECORD_TABLE})
+    names = sorted(tables(schema) - {recorder.RECORD_TABLE})
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE " + ", ".join(f'"{schema}"."{t}"' for t in names) + " CASCADE")
-        cursor.execute(f'DELETE FROM "{schema}"."{migrator.RECORD_TABLE}"')
+        cursor.execute(f'DELETE FROM "{schema}"."{recorder.RECORD_TABLE}"')
     Customer.objects.filter(pk=tenant.pk).update(migrations_digest="0" * 32, migrations_applied=0)
 
 
@@ -158,7 +159,8 @@ def tail(text: str, lines: int = 4) -> str:
 def restart_during_fan_out(cluster: Cluster, env: dict[str, str], worker) -> None:
     from django.db import connections
 
-    from tenancy import migrator
+    from tenancy._migrating import executor, recorder
+    from tenancy._migrating.plan import plan as migration_plan
     from tests.testapp.models import Customer
 
     print(f"\n== PostgreSQL crash-restarted during a fan-out of {FLEET} tenants ==", flush=True)
@@ -201,15 +203,15 @@ def restart_during_fan_out(cluster: Cluster, env: dict[str, str], worker) -> Non
         output, _ = migrate.communicate()
     print(f"   first tenancy_migrate exit {migrate.returncode}: {tail(output, 6)}", flush=True)
     states = Counter(
-        (state, digest == migrator.plan().digest)
+        (state, digest == migration_plan().digest)
         for state, digest in Customer.objects.values_list("state", "migrations_digest")
     )
     print(f"   tenants after the crash (state, current): {dict(states)}", flush=True)
     half = [
         t.name
         for t in Customer.objects.all()
-        if t.migrations_digest != migrator.plan().digest
-        and tables(t.db_schema) != {migrator.RECORD_TABLE}
+        if t.migrations_digest != migration_plan().digest
+        and tables(t.db_schema) != {recorder.RECORD_TABLE}
     ]
     check("no tenant left half-migrated by the crash", not half, ", ".join(half))
     failed_without_error = list(
@@ -238,9 +240,9 @@ def restart_during_fan_out(cluster: Cluster, env: dict[str, str], worker) -> Non
         (t.name, t.state)
         for t in tenants
         if t.state != "ready"
-        or t.migrations_digest != migrator.plan().digest
+        or t.migrations_digest != migration_plan().digest
         or tables(t.db_schema) != full
-        or sorted(migrator.applied(t.db_schema, "default")) != sorted(migrator.plan().keys)
+        or sorted(recorder.applied(t.db_schema, "default")) != sorted(migration_plan().keys)
     ]
     check("every tenant ends ready, current and complete", not bad, str(bad))
     from django.db import connection
@@ -256,7 +258,7 @@ def big_drop_under_a_small_lock_table() -> None:
     from django.db import connection, transaction
     from django.test.utils import override_settings
 
-    from tenancy import provisioning, storage
+    from tenancy._primitives import provisioning, storage
     from tests.testapp.models import Customer
 
     print(f"\n== Dropping a tenant with {BIG_TABLES} tables, max_locks_per_transaction="

@@ -1,8 +1,18 @@
-"""django-tenancy: schema-per-tenant multi-tenancy whose tenant lifecycle runs on Celery."""
+"""django-tenancy: schema-per-tenant multi-tenancy whose tenant lifecycle runs on Celery.
+
+The public API is listed in ``docs/api.md``: this package's ``get_tenant_model``
+and ``clear_cache``, and the modules ``tenancy.models``, ``tenancy.exceptions``,
+``tenancy.signals``, ``tenancy.tasks``, ``tenancy.lifecycle``,
+``tenancy.middleware``, ``tenancy.views``, ``tenancy.forms``, ``tenancy.admin``,
+``tenancy.testing`` and ``tenancy.state``. Modules whose names start with an
+underscore are private.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from tenancy._primitives.shared import tenant_model
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant
@@ -18,13 +28,14 @@ def get_tenant_model() -> type[AbstractTenant]:
     names a model that is not installed, or one that is not an
     ``AbstractTenant`` subclass with a ``natural_key()``.
     """
-    from tenancy.validation import tenant_model
-
-    return tenant_model()
+    model: Any = tenant_model()
+    return model  # type: ignore[no-any-return]
 
 
 def clear_cache() -> None:
     """Forget every tenant's model classes cached in this process."""
-    from tenancy import cache
+    # The class machinery is imported on first use, not with the package: Django
+    # imports this package before its app registry is ready.
+    from tenancy._classes import cache
 
     cache.clear_cache()

@@ -29,23 +29,16 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from tenancy import conf, lifecycle, migrator, storage, tasks
-from tenancy.models import AbstractTenant, TenantState, Tombstone
+from tenancy._migrating.plan import plan
+from tenancy._orchestration.provision import retry
+from tenancy._orchestration.transitions import describe
+from tenancy._primitives import conf, jobs, shared, states, storage
+from tenancy.models import LIFECYCLE_FIELDS, AbstractTenant, TenantState, Tombstone
 
 __all__ = ["TenantAdmin", "TenantAdminMixin", "TombstoneAdmin", "natural_key_fields"]
 
 logger = logging.getLogger("tenancy.admin")
 
-#: The fields the library keeps up to date; never edited by hand.
-LIFECYCLE_FIELDS = (
-    "state",
-    "db_schema",
-    "database",
-    "last_error",
-    "state_changed_at",
-    "migrations_applied",
-    "migrations_digest",
-)
 
 #: Background and text colour of each state's badge: green, amber, red.
 BADGE_COLOURS = {
@@ -64,7 +57,7 @@ STATE_LABELS = dict(TenantState.choices)
 #: States from which "Retry provisioning" starts over.
 RETRYABLE = (TenantState.FAILED, TenantState.PENDING)
 #: States whose storage is not built yet: provisioning builds the current migrations.
-UNBUILT = (TenantState.PENDING, TenantState.PROVISIONING)
+UNBUILT = states.UNBUILT
 
 #: Characters of the last error shown in the list (the full text is its tooltip).
 ERROR_CHARS = 60
@@ -185,7 +178,7 @@ class TenantAdminMixin(_AdminBase):
 
     @admin.display(description="applied migrations", ordering="migrations_applied")
     def applied_migrations(self, tenant: AbstractTenant) -> str:
-        if tenant.state in UNBUILT or tenant.migrations_digest == migrator.plan().digest:
+        if tenant.state in UNBUILT or tenant.migrations_digest == plan().digest:
             return str(tenant.migrations_applied)
         return format_html(
             '{} <span class="tenancy-behind" title="{}" style="{}">behind</span>',
@@ -239,10 +232,10 @@ class TenantAdminMixin(_AdminBase):
                 skipped.append(f"{tenant} ({tenant.state})")
                 continue
             try:
-                lifecycle.retry(tenant)  # with TENANCY_EAGER, provisions right here
+                retry(tenant)  # with TENANCY_EAGER, provisions right here
             except Exception as exc:
                 logger.exception("retrying the provisioning of %s failed", tenant)
-                failed.append(f"{tenant} ({lifecycle.describe(exc)})")
+                failed.append(f"{tenant} ({describe(exc)})")
                 continue
             tenant.refresh_from_db(fields=["state", "last_error"])
             retried.append(tenant)
@@ -269,7 +262,7 @@ class TenantAdminMixin(_AdminBase):
     @admin.action(description="Migrate now", permissions=["change"])
     def migrate_now(self, request: HttpRequest, queryset: models.QuerySet) -> None:
         """Send one migrate task per tenant (run inline with ``TENANCY_EAGER``)."""
-        current = migrator.plan().digest
+        current = plan().digest
         skipped, unsent, failed = [], [], []
         sent: list[AbstractTenant] = []
         for tenant in queryset:
@@ -277,19 +270,18 @@ class TenantAdminMixin(_AdminBase):
                 skipped.append(f"{tenant} ({tenant.state})")
                 continue
             try:
-                if not tasks.dispatch(tasks.migrate_tenant, tenant.pk, database=tenant.database):
+                if not jobs.send(jobs.MIGRATE, tenant.pk, database=tenant.database):
                     unsent.append(str(tenant))
                     continue
             except Exception as exc:
                 logger.exception("migrating %s failed", tenant)
-                failed.append(f"{tenant} ({lifecycle.describe(exc)})")
+                failed.append(f"{tenant} ({describe(exc)})")
                 continue
             tenant.refresh_from_db(fields=["state", "last_error", "migrations_digest"])
             sent.append(tenant)
         # With a worker, the tenant's row says nothing yet: only eager runs are done here.
         migrated = [
-            conf.eager() and t.state == TenantState.READY and t.migrations_digest == current
-            for t in sent
+            conf.eager() and states.is_current(t.state, t.migrations_digest, current) for t in sent
         ]
         done = [str(t) for t, ok in zip(sent, migrated, strict=True) if ok]
         queued = [str(t) for t, ok in zip(sent, migrated, strict=True) if not ok]
@@ -341,12 +333,12 @@ class TenantAdminMixin(_AdminBase):
 
     def _report_drops(self, request: HttpRequest, drops: list[SchemaDrop]) -> None:
         """Say, once the deletion commits, which schemas were dropped or are queued."""
-        shared = lifecycle.shared_database()
+        alias = shared.database()
         drops = [drop for drop in drops if drop.schema]
 
         def report() -> None:
             done = set(
-                Tombstone.objects.using(shared)
+                Tombstone.objects.using(alias)
                 .filter(
                     schema__in=[drop.schema for drop in drops],
                     tenant_pk__in=[drop.tenant_pk for drop in drops],
@@ -370,7 +362,7 @@ class TenantAdminMixin(_AdminBase):
             )
 
         # Registered after the deletion's own drop task, so it runs after it.
-        transaction.on_commit(report, using=shared)
+        transaction.on_commit(report, using=alias)
 
     def _report(self, request: HttpRequest, level: int, template: str, names: list[str]) -> None:
         if names:

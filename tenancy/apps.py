@@ -1,4 +1,9 @@
-"""App configuration: validates the setup and wires the tenant model's signals."""
+"""App configuration: validates the setup and wires the library's parts together.
+
+The one place that knows every layer: it installs the Celery sender into the
+lifecycle's job port, the router into Django's router chain, the tenant
+models into the migration state, and the tenant model's signal receivers.
+"""
 
 from __future__ import annotations
 
@@ -16,21 +21,26 @@ class TenancyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenancy import handlers, routers, state, validation
+        from tenancy import checks, tasks  # checks: importing registers the system checks
+        from tenancy._classes import routers, validation
+        from tenancy._delivery import handlers
+        from tenancy._migrating import project_state
+        from tenancy._primitives import jobs, shared
 
         validation.check_all()
-        state.install()
+        project_state.install()
         routers.install(router)
         setting_changed.connect(_reinstall_router, dispatch_uid="tenancy.router")
-        tenant = validation.tenant_model()
+        jobs.install(tasks.send)
+        tenant = shared.tenant_model()
         post_save.connect(handlers.tenant_saved, sender=tenant, dispatch_uid="tenancy.saved")
         post_delete.connect(handlers.tenant_deleted, sender=tenant, dispatch_uid="tenancy.deleted")
-        from tenancy import checks  # noqa: F401 - registers the system checks
+        assert checks.TAG
 
 
 def _reinstall_router(*, setting: str, **_: Any) -> None:
     # override_settings(DATABASE_ROUTERS=...) rebuilds Django's router list.
     if setting == "DATABASE_ROUTERS":
-        from tenancy import routers
+        from tenancy._classes import routers
 
         routers.install(router)

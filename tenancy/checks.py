@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import celery
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -32,8 +33,10 @@ from django.db import models
 from django.db.models.fields import AutoFieldMixin
 from django.utils.module_loading import import_string
 
-from tenancy import conf, validation
-from tenancy.registry import TEMPLATES, template_parent
+from tenancy._classes import validation
+from tenancy._classes.registry import TEMPLATES, template_parent
+from tenancy._primitives import conf
+from tenancy._primitives.markers import is_abstract_tenant_subclass
 
 #: The tag of every check of the library: ``manage.py check --tag tenancy``.
 TAG = "tenancy"
@@ -70,8 +73,6 @@ def check_tenant_model(
     app_configs: Sequence[AppConfig] | None = None, **_: Any
 ) -> list[CheckMessage]:
     """tenancy.E002 and E003: the tenant model is unusable (E001 reports a broken setting)."""
-    from tenancy.models import AbstractTenant
-
     try:
         label = conf.tenant_model_label()
     except ImproperlyConfigured:
@@ -90,7 +91,7 @@ def check_tenant_model(
                 id="tenancy.E002",
             )
         ]
-    if not issubclass(model, AbstractTenant):
+    if not is_abstract_tenant_subclass(model):
         return [
             Error(
                 f"TENANCY_TENANT_MODEL refers to {label!r}, which is not a subclass of "
@@ -100,7 +101,7 @@ def check_tenant_model(
                 id="tenancy.E002",
             )
         ]
-    if model.natural_key is AbstractTenant.natural_key:
+    if getattr(model.natural_key, "_tenancy_undefined", False):
         return [
             Error(
                 f"The tenant model {label} does not define natural_key().",
@@ -166,9 +167,7 @@ def check_celery(
     if conf.eager() or getattr(settings, "CELERY_BROKER_URL", None):
         return []
     if celery_app is None:
-        from celery import current_app
-
-        celery_app = current_app
+        celery_app = celery.current_app  # read at call time: the project's, once loaded
     if celery_app.conf.broker_url or celery_app.conf.task_always_eager:
         return []
     return [

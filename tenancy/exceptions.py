@@ -10,6 +10,18 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+__all__ = [
+    "ForeignObject",
+    "InvalidTenantKey",
+    "LockLost",
+    "PlacementError",
+    "TemplateModelUsed",
+    "TenancyError",
+    "TenantDeleted",
+    "TenantModelDefinitionError",
+    "TenantNotReady",
+]
+
 
 class TenancyError(Exception):
     """Base class of every error raised by django-tenancy."""
@@ -31,6 +43,59 @@ class TenantNotReady(TenancyError, LookupError):
         if detail:
             message += f" Last error: {detail}"
         super().__init__(message)
+
+
+class TenantDeleted(TenancyError, LookupError):
+    """The tenant instance is of a tenant that was deleted: it is stale.
+
+    Raised by ``for_tenant()`` instead of serving the classes of a tenant that
+    no longer exists; a tenant signed up again under the same key is a new
+    tenant, with new tables, that an old instance never reaches.
+    """
+
+    def __init__(self, tenant: Any, detail: str = "") -> None:
+        self.tenant = tenant
+        message = (
+            f"Tenant {tenant!r} was deleted: this instance is stale. Fetch the tenant "
+            "again (a tenant signed up again under the same key is a new tenant)."
+        )
+        super().__init__(f"{message} {detail}".strip())
+
+
+class ForeignObject(TenancyError, RuntimeError):
+    """A schema or role that the library did not build stands where it would build one.
+
+    The library never adopts, alters or drops such an object; the tenant that
+    needed the name is marked failed with this error.
+    """
+
+    def __init__(self, kind: str, name: str, database: str, owner: str | None = None) -> None:
+        self.kind, self.name, self.database, self.owner = kind, name, database, owner
+        whose = (
+            "it carries no django-tenancy ownership mark"
+            if owner is None
+            else f"it belongs to another django-tenancy owner ({owner})"
+        )
+        super().__init__(
+            f"The {kind} {name!r} on database {database!r} already exists and was not built "
+            f"for this tenant ({whose}); it is left untouched. Rename or drop it yourself "
+            "if it is not needed, then retry the tenant (the admin's retry action, or "
+            "`manage.py tenancy_reconcile --retry-failed`); or delete the tenant and sign "
+            "it up again, which picks another name."
+        )
+
+
+class LockLost(TenancyError, ConnectionError):
+    """A lock held for some work died (its database connection was lost); the work
+    was not committed and is retried."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"The lock {name!r} was lost with its database connection.")
+
+
+class PlacementError(TenancyError, ValueError):
+    """A tenant was placed on a database that cannot hold tenants."""
 
 
 class InvalidTenantKey(TenancyError, ValidationError):

@@ -22,8 +22,8 @@ from django import forms
 from django.core.exceptions import ImproperlyConfigured
 from django.forms.models import ModelFormMetaclass
 
+from tenancy._classes.registry import is_template, template_of
 from tenancy.exceptions import TemplateModelUsed
-from tenancy.registry import is_template, template_of
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant

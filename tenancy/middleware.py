@@ -34,9 +34,10 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.html import escape
 from django.utils.module_loading import import_string
 
-from tenancy import conf, get_tenant_model
-from tenancy.exceptions import TenantNotReady
-from tenancy.models import TenantState
+from tenancy._primitives import conf
+from tenancy._primitives.shared import tenant_model as get_tenant_model
+from tenancy._primitives.states import TenantState
+from tenancy.exceptions import TenantDeleted, TenantNotReady
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant
@@ -92,9 +93,12 @@ class TenantMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        """Answer 503 when a view used a tenant that is not ready (``for_tenant()``)."""
+        """Answer 503 when a view used a tenant that is not ready (``for_tenant()``), 404
+        when it was deleted meanwhile."""
         if isinstance(exception, TenantNotReady):
             return not_ready_response(request, exception.tenant)
+        if isinstance(exception, TenantDeleted):
+            raise Http404("This workspace no longer exists.") from exception
         return None
 
 

@@ -1,25 +1,78 @@
-"""The public model API: ``AbstractTenant``, ``TenantState`` and ``TenantModel``."""
+"""The public model API: ``AbstractTenant``, ``TenantModel``, ``TenantState`` and the
+library's bookkeeping models (``Tombstone``, ``PoolSchema``, ``TenantOperation``,
+``RolloutRefusal``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Self
 
-from django.db import models
+import django
+from django.db import models, transaction
 from django.utils import timezone
 
-from tenancy import cache, conf, notify
-from tenancy.exceptions import TenancyError, TenantNotReady
-from tenancy.naming import schema_name_for
-from tenancy.registry import TenantModelBase, default_manager_guard, template_of
+from tenancy._classes import cache
+from tenancy._classes.registry import TEMPLATES, TenantModelBase, default_manager_guard
+from tenancy._primitives import allocation, conf, jobs, notify, shared
+from tenancy._primitives.markers import TENANT_MODEL_ATTR, template_of
+from tenancy._primitives.naming import schema_name_for
+from tenancy._primitives.records import PoolSchema, RolloutRefusal, TenantOperation, Tombstone
+from tenancy._primitives.states import TenantState
+from tenancy.exceptions import InvalidTenantKey, TenancyError, TenantNotReady
+
+__all__ = [
+    "LIFECYCLE_FIELDS",
+    "AbstractTenant",
+    "PoolSchema",
+    "RolloutRefusal",
+    "TenantManager",
+    "TenantModel",
+    "TenantOperation",
+    "TenantQuerySet",
+    "TenantState",
+    "Tombstone",
+]
+
+#: Lifecycle fields a tenant row keeps for its whole life once it is named.
+_IDENTITY = ("db_schema", "incarnation")
+#: The fields the lifecycle writes; ``save()`` of an existing tenant leaves them alone.
+LIFECYCLE_FIELDS = frozenset(
+    {
+        "state",
+        "db_schema",
+        "database",
+        "incarnation",
+        "last_error",
+        "state_changed_at",
+        "migrations_digest",
+        "migrations_applied",
+    }
+)
 
 
-class TenantState(models.TextChoices):
-    """Where a tenant is in its lifecycle."""
+class TenantQuerySet(models.QuerySet):  # type: ignore[type-arg]
+    """The tenant model's queryset: ``bulk_create()`` names and provisions its rows."""
 
-    PENDING = "pending", "pending"
-    PROVISIONING = "provisioning", "provisioning"
-    READY = "ready", "ready"
-    FAILED = "failed", "failed"
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """Insert tenants as ``save()`` would: named, placed, and provisioned after commit.
+
+        A tenant whose key names no schema is inserted unnamed; its
+        provisioning marks it failed with the reason.
+        """
+        objs = list(objs)
+        alias = self.db
+        with transaction.atomic(using=alias):
+            for tenant in objs:
+                tenant._tenancy_name_on_insert()
+            created = super().bulk_create(objs, *args, **kwargs)
+            for tenant in created:
+                if tenant.pk is not None:
+                    _send_provisioning(tenant, alias)
+        return created
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):  # type: ignore[misc]
+    """The default manager of tenant models (subclass it for a manager of your own)."""
 
 
 class AbstractTenant(models.Model):
@@ -42,8 +95,8 @@ class AbstractTenant(models.Model):
         db_index=True,
         editable=False,
     )
-    # NULL until named: rows from bulk_create() or raw SQL get their name
-    # when provisioned (several NULLs never collide in the unique index).
+    # NULL until named: rows from bulk_create() of an unnamable key, or raw SQL, get
+    # their name when provisioned (several NULLs never collide in the unique index).
     db_schema = models.CharField(  # noqa: DJ001
         "schema",
         max_length=63,
@@ -60,12 +113,19 @@ class AbstractTenant(models.Model):
         help_text="Database alias that holds the tenant's schema; chosen at creation "
         "(TENANCY_DATABASES, TENANCY_PLACEMENT) unless given.",
     )
+    #: Who this tenant is, for its storage: the ownership mark of its schema (and role)
+    #: names it. A tenant deleted and signed up again is a new incarnation.
+    incarnation = models.CharField(  # noqa: DJ001
+        max_length=32, unique=True, null=True, editable=False
+    )
     last_error = models.TextField(blank=True, default="", editable=False)
     state_changed_at = models.DateTimeField(default=timezone.now, editable=False)
-    #: Fingerprint of the tenant-model migrations the schema is at; equal to
-    #: ``tenancy.migrator.plan().digest`` when the tenant is current.
+    #: Fingerprint of the tenant-model migrations the schema is at; equal to the
+    #: migration plan's digest when the tenant is current.
     migrations_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
     migrations_applied = models.PositiveIntegerField(default=0, editable=False)
+
+    objects = TenantManager()
 
     class Meta:
         abstract = True
@@ -76,15 +136,18 @@ class AbstractTenant(models.Model):
             f"{type(self).__name__} must define natural_key(), e.g. `return (self.name,)`."
         )
 
+    natural_key._tenancy_undefined = True  # type: ignore[attr-defined]
+
     @classmethod
     def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Self:
         # **kwargs: Django 6.1 passes fetch_mode=...
         instance = super().from_db(db, field_names, values, **kwargs)
-        instance._tenancy_stored_schema = instance.__dict__.get("db_schema")
+        instance._tenancy_stored = tuple(instance.__dict__.get(name) for name in _IDENTITY)
         return instance
 
     def derive_schema(self) -> str:
-        """Return the schema name this tenant's natural key gives (see tenancy.naming)."""
+        """Return the schema name this tenant's natural key prefers (before checking that
+        nothing else has it); raises ``InvalidTenantKey`` for a key that names none."""
         return schema_name_for(self.natural_key(), conf.schema_prefix())
 
     def clean(self) -> None:
@@ -94,23 +157,43 @@ class AbstractTenant(models.Model):
             self.derive_schema()
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self._state.adding and not self.db_schema:
-            self.db_schema = self.derive_schema()
-        if self._state.adding:
-            from tenancy import placement
+        if not self._state.adding:
+            self._refuse_identity_change()
+            if kwargs.get("update_fields") is None and not args:
+                # The lifecycle owns its fields: saving an instance read before a worker
+                # provisioned the tenant must not write "pending" back over "ready".
+                kwargs["update_fields"] = [
+                    f.name
+                    for f in self._meta.concrete_fields
+                    if not f.primary_key and f.name not in LIFECYCLE_FIELDS
+                ]
+            super().save(*args, **kwargs)
+            return
+        alias = kwargs.get("using") or shared.database()
+        # The name is checked and locked in the transaction that inserts the row.
+        with transaction.atomic(using=alias):
+            allocation.name_new(self)
+            super().save(*args, **kwargs)
+        self._tenancy_stored = tuple(getattr(self, name) for name in _IDENTITY)
 
-            if self.database:
-                placement.check(self.database)
-            else:
-                self.database = placement.choose(self)
-        stored = self.__dict__.get("_tenancy_stored_schema")
-        if stored is not None and self.db_schema != stored:
-            raise TenancyError(
-                f"The schema of tenant {self!r} is fixed at creation ({stored!r}); it cannot "
-                f"become {self.db_schema!r}. Renaming a tenant keeps its schema."
-            )
-        super().save(*args, **kwargs)
-        self._tenancy_stored_schema = self.db_schema
+    def _tenancy_name_on_insert(self) -> None:
+        """Name a tenant inserted by ``bulk_create()``; leave an unnamable one unnamed."""
+        try:
+            allocation.name_new(self)
+        except InvalidTenantKey:
+            self.db_schema = None
+
+    def _refuse_identity_change(self) -> None:
+        stored = self.__dict__.get("_tenancy_stored")
+        if stored is None:
+            return
+        for name, before in zip(_IDENTITY, stored, strict=True):
+            now = getattr(self, name)
+            if before is not None and now != before:
+                raise TenancyError(
+                    f"The {name} of tenant {self!r} is fixed at creation ({before!r}); it "
+                    f"cannot become {now!r}. Renaming a tenant keeps its schema."
+                )
 
     @property
     def is_ready(self) -> bool:
@@ -125,15 +208,24 @@ class AbstractTenant(models.Model):
         """
 
         def settled() -> bool:
-            self.refresh_from_db(fields=["state", "last_error", "state_changed_at", "db_schema"])
+            self.refresh_from_db(
+                fields=["state", "last_error", "state_changed_at", "db_schema", "incarnation"]
+            )
             return self.state in (TenantState.READY, TenantState.FAILED)
 
-        notify.wait(settled, self._state.db or "default", timeout, poll)
+        notify.wait(settled, self._state.db or shared.database(), timeout, poll)
         if self.state == TenantState.READY:
             return self
         if self.state == TenantState.FAILED:
             raise TenantNotReady(self, self.state, self.last_error)
         raise TenantNotReady(self, self.state, f"still {self.state} after {timeout}s")
+
+
+setattr(AbstractTenant, TENANT_MODEL_ATTR, True)
+
+
+def _send_provisioning(tenant: AbstractTenant, alias: str) -> None:
+    jobs.send_after_commit(jobs.PROVISION, tenant.pk, using=alias, database=tenant.database)
 
 
 class TenantModel(models.Model, metaclass=TenantModelBase):
@@ -159,7 +251,8 @@ class TenantModel(models.Model, metaclass=TenantModelBase):
         """Return ``tenant``'s class of this template (cached per process).
 
         Raises :class:`~tenancy.exceptions.TenantNotReady` if the tenant is
-        not provisioned yet.
+        not provisioned yet, :class:`~tenancy.exceptions.TenantDeleted` if the
+        instance is of a tenant that was deleted.
         """
         return cache.model_for(cls, tenant)  # type: ignore[return-value]
 
@@ -168,76 +261,29 @@ class TenantModel(models.Model, metaclass=TenantModelBase):
         if "_tenancy_schema" not in cls.__dict__:
             return super().__reduce__()
         data = self.__getstate__()
-        import django
-
         data[models.base.DJANGO_VERSION_PICKLE_KEY] = django.__version__
         template = template_of(cls)
+        bundle = cache.cached(cls._tenancy_schema)  # type: ignore[attr-defined]
+        incarnation = bundle.incarnation if bundle is not None else None
         return (
             _unpickle,
-            (template._meta.label, cls._tenancy_schema, cls._tenancy_database),
+            (template._meta.label, cls._tenancy_schema, cls._tenancy_database, incarnation),  # type: ignore[attr-defined]
             data,
         )
 
 
-def _unpickle(label: str, schema: str, database: str) -> models.Model:
-    """Recreate a pickled tenant instance with its tenant's class."""
-    from tenancy import get_tenant_model
-    from tenancy.registry import TEMPLATES
-
+def _unpickle(
+    label: str, schema: str, database: str, incarnation: str | None = None
+) -> models.Model:
+    """Recreate a pickled tenant instance with its tenant's class (never another incarnation's)."""
     template = TEMPLATES[label.lower()]
     bundle = cache.cached(schema)
-    if bundle is None:
-        tenant = get_tenant_model()._default_manager.get(db_schema=schema)
+    if bundle is None or (incarnation is not None and bundle.incarnation != incarnation):
+        tenant = shared.tenants().get(db_schema=schema)
+        if incarnation is not None and tenant.incarnation != incarnation:
+            raise TenancyError(
+                f"The tenant of schema {schema} that this row was pickled from is gone."
+            )
         bundle = cache.tenant_models(tenant)
     model = bundle.models[template]
     return model.__new__(model)
-
-
-class Tombstone(models.Model):
-    """The durable intent to drop a deleted tenant's schema.
-
-    Written in the transaction that deletes the tenant row, so a drop can
-    never be lost between the delete and the worker (the reconciler
-    re-enqueues tombstones that are not done).
-    """
-
-    schema = models.CharField(max_length=63, db_index=True)
-    database = models.CharField(max_length=100)
-    #: PostgreSQL's oid of the schema when the tenant was deleted: a schema of the
-    #: same name created later (the key signed up again) is never dropped by mistake.
-    schema_oid = models.BigIntegerField(null=True, blank=True)
-    tenant_pk = models.CharField(max_length=64)
-    tenant_repr = models.CharField(max_length=200, blank=True)
-    deleted_at = models.DateTimeField(default=timezone.now)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True, default="")
-    done_at = models.DateTimeField(null=True, blank=True, db_index=True)
-
-    class Meta:
-        ordering = ["deleted_at"]
-        verbose_name = "tenant tombstone"
-
-    def __str__(self) -> str:
-        state = "dropped" if self.done_at else "pending drop"
-        return f"{self.schema} on {self.database} ({state})"
-
-
-class PoolSchema(models.Model):
-    """A schema built ahead of time, at the current migrations, waiting for a signup.
-
-    Provisioning renames one to the new tenant's schema in one short
-    transaction (see :mod:`tenancy.pool`); its name never looks like a tenant's.
-    """
-
-    name = models.CharField(max_length=63, unique=True)
-    database = models.CharField(max_length=100, db_index=True)
-    #: The migration plan digest the schema was built at; stale ones are never handed out.
-    digest = models.CharField(max_length=32)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["created_at"]
-        verbose_name = "pooled schema"
-
-    def __str__(self) -> str:
-        return f"{self.name} on {self.database}"

@@ -27,6 +27,7 @@ to truncate).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,8 +36,14 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.test.utils import override_settings
 
-from tenancy import conf, storage
+from tenancy._migrating.plan import plan
+from tenancy._migrating.recorder import RECORD_TABLE
+from tenancy._orchestration import building
+from tenancy._orchestration.transitions import send_robust
+from tenancy._primitives import conf, ownership, provisioning, shared, storage
+from tenancy._primitives.states import READY
 from tenancy.exceptions import TenancyError
+from tenancy.signals import tenant_provisioned
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant
@@ -69,14 +76,19 @@ def tenant_fields() -> dict[str, Any]:
 class KeptSchema:
     """A test tenant's schema, built once per process and kept between tests.
 
-    ``dirty`` is true while committed rows may be left in its tables (after a
-    transactional test that did not clean up).
+    It is marked as owned by a test incarnation derived from its name and
+    database (the same in every run, so a schema left by an earlier run with
+    ``--reuse-db`` is recognised as the test tenant's and rebuilt); each test's
+    tenant row takes that incarnation. ``dirty`` is true while committed rows
+    may be left in its tables (after a transactional test that did not clean up).
     """
 
     def __init__(self, schema: str, database: str) -> None:
         self.schema = schema
         self.database = database
-        self.oid: int | None = None
+        digest = hashlib.blake2b(f"kept:{database}:{schema}".encode(), digest_size=16)
+        self.incarnation = digest.hexdigest()
+        self.owner = ownership.tenant_owner(self.incarnation)
         self.built = False
         self.dirty = False
 
@@ -93,12 +105,11 @@ class KeptSchema:
         """Build the schema unless this process built it and it is still there.
 
         A schema left by an earlier run (``--reuse-db``, ``--keepdb``) is
-        rebuilt from the current models; one that a tenant row owns is refused.
+        rebuilt from the current models; one that a tenant row owns, or that
+        the library did not build, is refused.
         """
         if self.built and self.present():
             return
-        from tenancy import provisioning
-
         connection = connections[self.database]
         if connection.in_atomic_block and not storage.uses_schemas(connection):
             raise TenancyError(
@@ -108,25 +119,28 @@ class KeptSchema:
                 "before the test's transaction opens: use TenantTestMixin, or the "
                 "tenancy_schema fixture (session scope), and do not drop the test tenant's storage."
             )
-        if storage.schema_exists(self.schema, self.database):
+        found = ownership.schema_owner(self.schema, self.database)
+        if found.exists:
             self._refuse_if_owned()
-            provisioning.drop(self.schema, self.database)
-        provisioning.provision(self.schema, self.database)
-        self.oid = storage.schema_oid(self.schema, self.database)
+            if found.owner != self.owner:
+                raise TenancyError(
+                    f"The test tenant's schema name {self.schema} is taken on "
+                    f"{self.database!r} by a schema that tenancy.testing did not build; it is "
+                    "left alone. Drop it, or name another test tenant with TENANCY_TEST_TENANT."
+                )
+            provisioning.drop_schema(self.schema, self.database, self.owner)
+        building.build(self.schema, self.database, self.owner)
         self.built, self.dirty = True, False
         if storage.uses_schemas(connection):
             _cascade_flushes(connection)
 
     def present(self) -> bool:
         """Return whether the schema this process built is still there (one catalog query)."""
-        if storage.uses_schemas_alias(self.database):
-            return (
-                self.oid is not None and storage.schema_oid(self.schema, self.database) == self.oid
-            )
-        return self._record_table() in storage.prefixed_tables(self.schema, self.database)
+        return ownership.owns_schema(self.schema, self.database, self.owner)
 
     def clear(self) -> None:
-        """Delete every row of the tenant's tables; keep the tables and the migration record.
+        """Delete every row of the tenant's tables; keep the tables, the migration record
+        and the ownership mark.
 
         ``TRUNCATE ... CASCADE`` on PostgreSQL, ``DELETE`` elsewhere, in one
         transaction, of the tables that hold rows (truncating a table costs
@@ -134,7 +148,8 @@ class KeptSchema:
         """
         connection = connections[self.database]
         tables = storage.existing_tenant_tables(self.schema, self.database)
-        tables.discard(self._record_table())
+        for kept in (RECORD_TABLE, ownership.OWNER_TABLE):
+            tables.discard(storage.table_name(self.schema, kept, self.database))
         committed = not connection.in_atomic_block
         names = [connection.ops.quote_name(table) for table in sorted(tables)]
         with transaction.atomic(using=self.database), connection.cursor() as cursor:
@@ -155,10 +170,8 @@ class KeptSchema:
 
     def drop(self) -> None:
         """Drop the schema; the next use builds it again."""
-        from tenancy import provisioning
-
-        provisioning.drop(self.schema, self.database)
-        self.oid, self.built, self.dirty = None, False, False
+        provisioning.drop_schema(self.schema, self.database, self.owner)
+        self.built, self.dirty = False, False
 
     def create_tenant(self, fields: Mapping[str, Any]) -> AbstractTenant:
         """Create the ready tenant row of this schema, in the current database state.
@@ -166,38 +179,24 @@ class KeptSchema:
         ``tenancy.signals.tenant_provisioned`` is sent (robustly, as after a real
         provisioning), so receivers that seed a new tenant's data run.
         """
-        from tenancy import get_tenant_model, lifecycle, migrator
-        from tenancy.models import TenantState
-
-        model = get_tenant_model()
-        the_plan = migrator.plan()
+        model = shared.tenant_model()
+        the_plan = plan()
         tenant = model(**fields)
         tenant.db_schema = self.schema
         tenant.database = self.database
-        tenant.state = TenantState.READY
+        tenant.incarnation = self.incarnation
+        tenant.state = READY
         tenant.migrations_digest = the_plan.digest
         tenant.migrations_applied = len(the_plan.keys)
         # Eager, so the provisioning that post_save enqueues after commit finds the
         # tenant ready and does nothing, worker or not.
         with override_settings(TENANCY_EAGER=True):
-            tenant.save(using=lifecycle.shared_database())
-        _announce(model, tenant)
+            tenant.save(using=shared.database())
+        send_robust(tenant_provisioned, sender=model, tenant=tenant)
         return tenant
 
-    def _record_table(self) -> str:
-        from tenancy.migrator import RECORD_TABLE
-
-        return storage.table_name(self.schema, RECORD_TABLE, self.database)
-
     def _refuse_if_owned(self) -> None:
-        from tenancy import get_tenant_model, lifecycle
-
-        owner = (
-            get_tenant_model()
-            ._default_manager.using(lifecycle.shared_database())
-            .filter(db_schema=self.schema)
-            .first()
-        )
+        owner = shared.tenants().filter(db_schema=self.schema).first()
         if owner is not None:
             raise TenancyError(
                 f"The test tenant's schema {self.schema} belongs to the tenant {owner!r}; "
@@ -215,10 +214,8 @@ def kept_schema(fields: Mapping[str, Any] | None = None) -> KeptSchema:
     ``fields`` defaults to ``TENANCY_TEST_TENANT``. Call it outside a
     transaction the first time (SQLite cannot build tables inside one).
     """
-    from tenancy import get_tenant_model
-
     values = tenant_fields() if fields is None else dict(fields)
-    schema = get_tenant_model()(**values).derive_schema()
+    schema = shared.tenant_model()(**values).derive_schema()
     database = conf.default_database()
     kept = _kept.setdefault((schema, database), KeptSchema(schema, database))
     kept.prepare()
@@ -265,23 +262,9 @@ def _cascade_flushes(connection: Any) -> None:
     ops.sql_flush = sql_flush
 
 
-def _announce(model: type, tenant: AbstractTenant) -> None:
-    from tenancy.signals import tenant_provisioned
-
-    for receiver, result in tenant_provisioned.send_robust(sender=model, tenant=tenant):
-        if isinstance(result, Exception):
-            logger.error("receiver %r of tenant_provisioned failed", receiver, exc_info=result)
-
-
-def _shared_alias() -> str:
-    from tenancy import lifecycle
-
-    return lifecycle.shared_database()
-
-
 def _in_test_transaction() -> bool:
     """Return whether the test runs in a transaction rolled back at its end (``TestCase``)."""
-    return connections[_shared_alias()].in_atomic_block
+    return connections[shared.database()].in_atomic_block
 
 
 class TenantTestMixin:

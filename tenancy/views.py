@@ -20,8 +20,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.http import Http404, HttpRequest
 
+from tenancy._classes.registry import is_template, template_of
 from tenancy.forms import tenant_modelform_factory
-from tenancy.registry import is_template, template_of
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant

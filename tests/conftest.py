@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 
 import tenancy
-from tenancy import provisioning, storage
+from tenancy._primitives import storage
+from tests.support import drop_raw
 
 _names = itertools.count()
 
@@ -72,7 +73,7 @@ def drop_all_tenant_storage() -> None:
             tables = connection.introspection.table_names(cursor)
         schemas = sorted({t.split(storage.PREFIX_SEPARATOR)[0] for t in tables if "__" in t})
     for schema in schemas:
-        provisioning.drop(schema, "default")
+        drop_raw(schema, "default")
 
 
 @pytest.fixture
@@ -115,3 +116,25 @@ def async_lifecycle(settings, worker, transactional_db):
     settings.TENANCY_EAGER = False
     settings.TENANCY_CELERY_QUEUE = worker.queue
     return worker
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(request):
+    """A PgBouncer of the suite's own (transaction pooling, 5 server connections
+    per database and user) in front of the PostgreSQL under test; see tests/pgbouncer.py.
+
+    On PostgreSQL a missing /usr/sbin/pgbouncer fails the test (CI installs it).
+    It needs the test databases, and is stopped before they are dropped: its
+    server connections would make DROP DATABASE fail.
+    """
+    from tests.settings import BACKEND
+
+    if BACKEND == "sqlite":
+        pytest.skip("PgBouncer pools PostgreSQL connections: not on the SQLite leg")
+    request.getfixturevalue("django_db_setup")
+    from tests.pgbouncer import PgBouncer
+
+    server = PgBouncer()
+    server.start()
+    yield server
+    server.stop()

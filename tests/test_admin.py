@@ -7,7 +7,10 @@ import re
 from django.contrib import admin
 from django.urls import reverse
 
-from tenancy import migrator, storage, tasks
+from tenancy import tasks
+from tenancy._delivery import dispatch
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._primitives import storage
 from tenancy.admin import TenantAdmin, natural_key_fields
 from tenancy.models import TenantState, Tombstone
 from tests.testapp.models import Customer
@@ -30,7 +33,7 @@ def failed_tenant(name: str, error: str = "OperationalError: connection refused"
     fields.setdefault("database", "default")
     tenant = Customer(name=name, state=TenantState.FAILED, last_error=error, **fields)
     tenant.db_schema = tenant.derive_schema()
-    Customer.objects.bulk_create([tenant])  # sends no signal: nothing is provisioned
+    Customer._base_manager.bulk_create([tenant])  # as raw SQL would: nothing is provisioned
     return Customer.objects.get(name=name)
 
 
@@ -43,11 +46,11 @@ def fake_dispatch(monkeypatch, *, sent: bool = True) -> list:
     """Record what would go to the broker (as with a worker, TENANCY_EAGER off)."""
     calls = []
 
-    def dispatch(task, *args, **options):
+    def publish(task, args, **options):
         calls.append((task, args, options))
         return sent
 
-    monkeypatch.setattr(tasks, "dispatch", dispatch)
+    monkeypatch.setattr(dispatch, "publish", publish)
     return calls
 
 
@@ -67,7 +70,8 @@ def test_search_fields_default_to_the_unique_text_fields_of_the_tenant_model():
 def test_changelist_shows_key_schema_database_and_a_coloured_state_badge(make_tenant, admin_client):
     ready = make_tenant("acme")
     failed_tenant("broken")
-    Customer.objects.bulk_create([Customer(name="waiting", db_schema="tenant_waiting")])
+    Customer._base_manager.bulk_create([Customer(name="waiting", db_schema="tenant_waiting")])
+    Customer.objects.filter(name="waiting").update(state=TenantState.PENDING)
     html = changelist(admin_client).content.decode()
     assert ">acme</a>" in html and ready.db_schema in html
     assert '<td class="field-database">default</td>' in html
@@ -86,7 +90,7 @@ def test_changelist_marks_tenants_behind_the_current_migrations(make_tenant, adm
     applied = re.findall(r'<td class="field-applied_migrations">(.*?)</td>', html)
     assert len(applied) == 2
     assert sum("behind" in cell for cell in applied) == 1
-    assert current.migrations_digest == migrator.plan().digest
+    assert current.migrations_digest == migration_plan().digest
     assert str(current.migrations_applied) in applied[0] + applied[1]
 
 
@@ -169,7 +173,7 @@ def test_retry_provisioning_provisions_a_failed_tenant(make_tenant, admin_client
 def test_retry_provisioning_skips_ready_tenants_and_says_so(make_tenant, admin_client, monkeypatch):
     tenant = make_tenant("acme")
     calls = []
-    monkeypatch.setattr("tenancy.lifecycle.retry", calls.append)
+    monkeypatch.setattr("tenancy.admin.retry", calls.append)
     response = run_action(admin_client, "retry_provisioning", tenant)
     assert calls == []
     assert messages_of(response) == [
@@ -183,10 +187,10 @@ def test_retry_provisioning_reports_a_tenant_that_fails_again(
     make_tenant("acme")
     tenant = failed_tenant("broken")
 
-    def refuse(schema, database):
+    def refuse(schema, database, owner, **kwargs):
         raise ValueError("disk full")
 
-    monkeypatch.setattr("tenancy.provisioning.provision", refuse)
+    monkeypatch.setattr("tenancy._orchestration.building.build", refuse)
     response = run_action(admin_client, "retry_provisioning", tenant)
     assert response.status_code == 200
     tenant.refresh_from_db()
@@ -221,7 +225,7 @@ def test_migrate_now_brings_a_tenant_behind_to_the_current_migrations(make_tenan
     response = run_action(admin_client, "migrate_now", tenant)
 
     tenant.refresh_from_db()
-    assert tenant.migrations_digest == migrator.plan().digest
+    assert tenant.migrations_digest == migration_plan().digest
     assert tenant.state == TenantState.READY
     assert messages_of(response) == ["Migrated 1 tenant(s) to the current migrations: acme."]
     assert "behind" not in response.content.decode()

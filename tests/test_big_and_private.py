@@ -3,7 +3,8 @@
 import pytest
 from django.db import ProgrammingError, connection, transaction
 
-from tenancy import provisioning, storage
+from tenancy._primitives import storage
+from tests.support import drop_storage
 from tests.testapp.models import Project
 
 pytestmark = pytest.mark.postgresql
@@ -21,7 +22,7 @@ def test_a_big_tenant_is_dropped_a_batch_of_tables_per_transaction(tenant, setti
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(spy):
-        assert provisioning.drop(tenant.db_schema, "default")
+        assert drop_storage(tenant)
     drops = [sql for sql in statements if sql.startswith("DROP TABLE")]
     assert len(drops) >= 3
     assert all(sql.count(", ") <= 9 for sql in drops)  # at most 10 tables each
@@ -34,13 +35,13 @@ def test_a_tenant_role_reads_its_own_schema_and_no_other(make_tenant, settings):
     Project.for_tenant(one).objects.create(name="mine")
     Project.for_tenant(two).objects.create(name="theirs")
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute('SET LOCAL ROLE "tenant_private_one"')
-        cursor.execute('SELECT name FROM "tenant_private_one"."testapp_project"')
+        cursor.execute(f'SET LOCAL ROLE "{one.db_schema}"')
+        cursor.execute(f'SELECT name FROM "{one.db_schema}"."testapp_project"')
         assert cursor.fetchall() == [("mine",)]
         with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
-            cursor.execute('SELECT name FROM "tenant_private_two"."testapp_project"')
+            cursor.execute(f'SELECT name FROM "{two.db_schema}"."testapp_project"')
         transaction.set_rollback(True)
-    provisioning.drop(one.db_schema, "default")
+    drop_storage(one)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = 'tenant_private_one'")
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [one.db_schema])
         assert cursor.fetchone() is None  # the role went with its schema

@@ -6,8 +6,8 @@ import weakref
 from django.contrib.auth.models import User
 
 import tenancy
-from tenancy import cache
-from tenancy.factory import MODEL_SIGNALS
+from tenancy._classes import cache
+from tenancy._classes.factory import MODEL_SIGNALS
 from tests.testapp import receivers
 from tests.testapp.models import Category, Product, Project
 

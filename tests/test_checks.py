@@ -9,8 +9,8 @@ from django.db import models
 from django.test.utils import isolate_apps
 
 from tenancy import checks
+from tenancy._classes.registry import TEMPLATES
 from tenancy.models import AbstractTenant, TenantModel
-from tenancy.registry import TEMPLATES
 from tests.testapp import apps as testapp_apps
 from tests.testapp.models import Customer
 

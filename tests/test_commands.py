@@ -8,9 +8,12 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from tenancy import migrator, provisioning, storage
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._orchestration import building
+from tenancy._primitives import storage
 from tenancy.models import TenantState, Tombstone
 from tests.conftest import drop_all_tenant_storage
+from tests.support import drop_storage
 from tests.testapp.models import Customer
 
 
@@ -101,10 +104,10 @@ def test_createtenant_explains_wait_placed_before_the_fields(db):
 
 
 def test_createtenant_exits_non_zero_with_the_provisioning_error(storage_dropped, monkeypatch):
-    def broken(schema, using):
+    def broken(schema, using, owner, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(provisioning, "provision", broken)
+    monkeypatch.setattr(building, "build", broken)
     with pytest.raises(CommandError, match="disk full") as raised:
         run("createtenant", "name=unlucky", "--wait", "5")
     assert raised.value.returncode != 0
@@ -122,7 +125,7 @@ def test_status_lists_every_tenant_and_the_totals_per_state(make_tenant):
     make_tenant("alpha"), fail(make_tenant("beta"), "RuntimeError: disk full")
     make_tenant("gamma")
     Customer.objects.filter(name="gamma").update(migrations_digest="old")
-    applied = str(migrator.plan().keys.__len__())
+    applied = str(migration_plan().keys.__len__())
     lines = run("tenancy_status").splitlines()
     assert lines[0].split() == ["KEY", "SCHEMA", "DATABASE", "STATE", "MIGRATIONS", "LAST", "ERROR"]
     assert lines[1].split() == ["alpha", "tenant_alpha", "default", "ready", applied]
@@ -160,7 +163,7 @@ def test_status_prints_a_json_document_with_a_failed_tenants_whole_error(make_te
     assert [t["natural_key"] for t in document["tenants"]] == [["alpha"], ["beta"]]
     beta = document["tenants"][1]
     assert beta["state"] == "failed" and beta["last_error"] == "RuntimeError: " + "y" * 100
-    assert beta["migrations"] == str(len(migrator.plan().keys))
+    assert beta["migrations"] == str(len(migration_plan().keys))
     assert document["totals"] == {"pending": 0, "provisioning": 0, "ready": 1, "failed": 1}
     assert document["pending_drops"] == 0
 
@@ -175,7 +178,7 @@ def test_status_of_no_tenants_prints_zero_totals(db):
 
 
 def test_reconcile_provisions_a_bulk_created_tenant_past_the_grace(storage_dropped):
-    Customer.objects.bulk_create([Customer(name="bulk")])  # no signal: stays pending
+    Customer._base_manager.bulk_create([Customer(name="bulk")])  # as raw SQL would: stays pending
     pk = Customer.objects.get(name="bulk").pk
     output = run("tenancy_reconcile", "--grace", "0", verbosity=2)
     assert "re-enqueued 1 pending" in output
@@ -185,14 +188,29 @@ def test_reconcile_provisions_a_bulk_created_tenant_past_the_grace(storage_dropp
     assert storage.schema_exists(tenant.db_schema, tenant.database)
 
 
-def test_reconcile_spares_a_pending_tenant_within_the_default_grace(storage_dropped):
-    Customer.objects.bulk_create([Customer(name="fresh")])
-    assert "re-enqueued 0 pending" in run("tenancy_reconcile")
+def test_reconcile_with_a_grace_spares_a_young_pending_tenant_and_says_so(
+    storage_dropped, settings, broker
+):
+    settings.TENANCY_EAGER = False  # its task waits in a queue nobody consumes
+    settings.TENANCY_CELERY_QUEUE = f"nobody-listens-{id(settings)}"
+    Customer.objects.create(name="fresh")
+    settings.TENANCY_EAGER = True
+    output = run("tenancy_reconcile", "--grace", "60")
+    assert "re-enqueued 0 pending" in output
+    assert "left alone: 1 pending tenant(s) younger than the 60 s grace" in output
+    assert "--grace 0" in output
     assert Customer.objects.get(name="fresh").state == TenantState.PENDING
 
 
+def test_reconcile_acts_at_once_on_rows_that_were_never_named(storage_dropped):
+    """No task was ever sent for a row written without the library: no grace applies."""
+    Customer._base_manager.bulk_create([Customer(name="fresh")])
+    assert "re-enqueued 1 pending" in run("tenancy_reconcile", "--grace", "60")
+    assert Customer.objects.get(name="fresh").state == TenantState.READY
+
+
 def test_reconcile_prints_the_report_as_json(storage_dropped):
-    Customer.objects.bulk_create([Customer(name="bulk")])
+    Customer._base_manager.bulk_create([Customer(name="bulk")])
     document = json.loads(run("tenancy_reconcile", "--grace", "0", "--json"))
     assert document["pending"] == [Customer.objects.get(name="bulk").pk]
     assert document["stuck"] == [] and document["tombstones"] == []
@@ -209,7 +227,7 @@ def test_reconcile_leaves_failed_tenants_alone_without_retry_failed(make_tenant)
 def test_reconcile_with_retry_failed_provisions_a_failed_tenant_again(make_tenant):
     tenant = make_tenant("broken")
     fail(tenant, "boom")
-    provisioning.drop(tenant.db_schema, tenant.database)
+    drop_storage(tenant)
     output = run("tenancy_reconcile", "--retry-failed", verbosity=2)
     assert "retried 1 failed (0 failed again)" in output
     assert f"retried: {tenant.pk}" in output
@@ -222,15 +240,15 @@ def test_reconcile_reports_a_retry_that_fails_again_and_goes_on(make_tenant, mon
     first, second = make_tenant("first"), make_tenant("second")
     for tenant in (first, second):
         fail(tenant, "boom")
-        provisioning.drop(tenant.db_schema, tenant.database)
-    real = provisioning.provision
+        drop_storage(tenant)
+    real = building.build
 
-    def broken_for_first(schema, using):
+    def broken_for_first(schema, using, owner, **kwargs):
         if schema == first.db_schema:
             raise RuntimeError("still broken")
-        return real(schema, using)
+        return real(schema, using, owner, **kwargs)
 
-    monkeypatch.setattr(provisioning, "provision", broken_for_first)
+    monkeypatch.setattr(building, "build", broken_for_first)
     err = io.StringIO()
     call_command("tenancy_reconcile", "--retry-failed", stdout=io.StringIO(), stderr=err)
     assert "still broken" in err.getvalue()

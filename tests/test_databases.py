@@ -6,8 +6,12 @@ from django.core.management import call_command
 from django.db import DatabaseError, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from tenancy import lifecycle, migrator, move, provisioning, rollout, storage
+from tenancy import lifecycle
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._orchestration import move, rollout
+from tenancy._primitives import storage
 from tenancy.models import TenantState, Tombstone
+from tests.support import drop_raw, owner_of
 from tests.testapp.models import Customer, Project, Report
 
 pytestmark = [
@@ -25,7 +29,7 @@ def two_databases(settings):
             cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%%'")
             schemas = [row[0] for row in cursor.fetchall()]
         for schema in schemas:
-            provisioning.drop(schema, alias)
+            drop_raw(schema, alias)
 
 
 def place(name: str, **fields) -> Customer:
@@ -119,7 +123,7 @@ def test_drop_and_reconcile_work_per_database(two_databases):
     tenant.delete()
     assert not storage.schema_exists("tenant_gone", "other")
     assert Tombstone.objects.get().database == "other"
-    Customer.objects.bulk_create([Customer(name="bulk_other", database="other")])
+    Customer._base_manager.bulk_create([Customer(name="bulk_other", database="other")])
     lifecycle.reconcile(grace=0)
     assert Customer.objects.get(name="bulk_other").state == TenantState.READY
     assert storage.schema_exists("tenant_bulk_other", "other")
@@ -135,7 +139,7 @@ def test_reconcile_places_a_bulk_created_tenant_before_sending_it_to_its_databas
     settings.TENANCY_EAGER = False
     settings.TENANCY_CELERY_QUEUE = "tenancy-place-{database}"
     Customer.objects.create(name="first", database="default")  # queued, stays pending
-    Customer.objects.bulk_create([Customer(name="bulk_unplaced")])
+    Customer._base_manager.bulk_create([Customer(name="bulk_unplaced")])
     client = redis.Redis.from_url(broker.url)
     try:
         client.delete("tenancy-place-default", "tenancy-place-other")
@@ -155,7 +159,7 @@ def test_a_rollout_migrates_tenants_on_every_database(two_databases):
     report = rollout.run_inline()
     assert {o.schema for o in report.succeeded} == {t.db_schema for t in tenants}
     assert set(Customer.objects.values_list("migrations_digest", flat=True)) == {
-        migrator.plan().digest
+        migration_plan().digest
     }
     assert report.by_database() == {
         "default": {"migrated": 1, "failed": 0},
@@ -186,13 +190,13 @@ def test_a_tenant_moves_with_its_rows_and_stays_readable(two_databases):
 def test_writes_are_refused_and_reads_work_while_a_tenant_moves(two_databases):
     tenant = place("frozen", database="default")
     Project.for_tenant(tenant).objects.create(name="kept")
-    move.freeze(tenant.db_schema, "default")
+    move.freeze(tenant.db_schema, "default", owner_of(tenant))
     try:
         assert Project.for_tenant(tenant).objects.get().name == "kept"
         with pytest.raises(DatabaseError, match="read-only while it moves"), transaction.atomic():
             Project.for_tenant(tenant).objects.create(name="refused")
     finally:
-        move.thaw(tenant.db_schema, "default")
+        move.thaw(tenant.db_schema, "default", owner_of(tenant))
     Project.for_tenant(tenant).objects.create(name="writable again")
 
 
@@ -215,7 +219,7 @@ def test_a_move_that_fails_half_way_leaves_the_tenant_where_it_was(two_databases
 
 
 def test_the_warm_pool_works_per_database(two_databases, settings):
-    from tenancy import pool
+    from tenancy._orchestration import pool
 
     settings.TENANCY_POOL_SIZE = 1
     try:

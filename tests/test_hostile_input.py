@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tenancy
-from tenancy import storage
+from tenancy._primitives import storage
+from tenancy._primitives.naming import MAX_IDENTIFIER_BYTES, schema_name_for
 from tenancy.exceptions import InvalidTenantKey
-from tenancy.naming import MAX_IDENTIFIER_BYTES, schema_name_for
 from tests.testapp.models import Customer, Project, Report
 
 SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")

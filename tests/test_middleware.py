@@ -35,13 +35,13 @@ def get(client, host, path="/whoami/", headers=None):
 
 
 def pending_tenant(name="setup"):
-    """A tenant nobody provisions (bulk_create sends no signal): it stays pending."""
-    Customer.objects.bulk_create([Customer(name=name, db_schema=f"tenant_{name}")])
+    """A tenant nobody provisions (inserted as raw SQL would): it stays pending."""
+    Customer._base_manager.bulk_create([Customer(name=name, db_schema=f"tenant_{name}")])
     return Customer.objects.get(name=name)
 
 
 def failed_tenant(name="broken"):
-    Customer.objects.bulk_create(
+    Customer._base_manager.bulk_create(
         [
             Customer(
                 name=name,

@@ -1,62 +1,64 @@
 """The per-tenant migration machinery: plan, records, compiled replay."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from tenancy import migrator, provisioning, storage
+from tenancy._migrating import executor, recorder
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._primitives import ownership, provisioning, storage
+from tests.support import drop_storage, owner_of
 from tests.testapp.models import Customer, Project
 
 
 def test_the_plan_holds_the_tenant_apps_migrations_and_a_stable_digest():
-    the_plan = migrator.plan()
+    the_plan = migration_plan()
     assert ("testapp", "0001_initial") in the_plan.keys
     assert all(app == "testapp" for app, _ in the_plan.keys)
-    assert the_plan.digest == migrator.plan().digest
+    assert the_plan.digest == migration_plan().digest
 
 
 def test_a_new_tenant_is_recorded_as_fully_migrated(tenant):
-    assert migrator.applied(tenant.db_schema, "default") == set(migrator.plan().keys)
-    assert migrator.pending(tenant.db_schema, "default") == []
-    assert tenant.migrations_digest == migrator.plan().digest
-    assert tenant.migrations_applied == len(migrator.plan().keys)
+    assert recorder.applied(tenant.db_schema, "default") == set(migration_plan().keys)
+    assert recorder.pending(tenant.db_schema, "default") == []
+    assert tenant.migrations_digest == migration_plan().digest
+    assert tenant.migrations_applied == len(migration_plan().keys)
 
 
 def test_a_current_tenant_has_nothing_to_migrate(tenant):
-    assert migrator.migrate_schema(tenant.db_schema, "default") == []
+    assert executor.migrate_schema(tenant.db_schema, "default") == []
 
 
 def _forget_history(tenant) -> None:
     """Make a tenant look as if it had never applied its migrations (tables gone)."""
-    provisioning.drop(tenant.db_schema, "default")
-    if storage.uses_schemas(connection):
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE SCHEMA "{tenant.db_schema}"')
+    drop_storage(tenant)
+    with transaction.atomic():
+        provisioning.create_schema(tenant.db_schema, "default", owner_of(tenant))
 
 
 @pytest.mark.postgresql
 def test_sql_recorded_on_one_tenant_is_replayed_on_the_next(make_tenant):
     first, second = make_tenant("first"), make_tenant("second")
     _forget_history(first), _forget_history(second)
-    the_plan = migrator.plan()
+    the_plan = migration_plan()
     the_plan.compiled.clear()
-    assert migrator.migrate_schema(first.db_schema, "default") == the_plan.keys
-    assert tuple(the_plan.keys) in the_plan.compiled  # recorded while migrating `first`
-    assert migrator.migrate_schema(second.db_schema, "default") == the_plan.keys
+    assert executor.migrate_schema(first.db_schema, "default") == the_plan.keys
+    assert ("default", tuple(the_plan.keys)) in the_plan.compiled  # recorded on `first`
+    assert executor.migrate_schema(second.db_schema, "default") == the_plan.keys
     for tenant in (first, second):
         Customer.objects.filter(pk=tenant.pk).update(migrations_digest=the_plan.digest)
         tenant.refresh_from_db()
         Project.for_tenant(tenant).objects.create(name="after replay")
-        assert migrator.pending(tenant.db_schema, "default") == []
+        assert recorder.pending(tenant.db_schema, "default") == []
 
 
 @pytest.mark.postgresql
 def test_a_schema_built_from_recorded_sql_sends_its_tables_in_one_round_trip(make_tenant):
     """The first schema a process builds records the DDL; every later one replays it
     as one batch (one query message), not one round trip per statement."""
-    migrator.plan().compiled_builds.clear()
+    migration_plan().compiled_builds.clear()
     make_tenant("recorder")  # records the DDL statement by statement
-    recorded = migrator.plan().compiled_builds["default"]
+    recorded = migration_plan().compiled_builds["default"]
     assert len(recorded) == 1 and recorded[0][0].count("CREATE TABLE") >= 5
     with CaptureQueriesContext(connection) as queries:
         replayed = make_tenant("replayed")
@@ -74,17 +76,18 @@ def test_a_schema_built_from_recorded_sql_sends_its_tables_in_one_round_trip(mak
 def test_a_migration_that_fails_leaves_the_tenant_as_it_was(make_tenant, monkeypatch):
     tenant = make_tenant("fragile")
     _forget_history(tenant)
-    the_plan = migrator.plan()
+    the_plan = migration_plan()
     the_plan.compiled.clear()
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(migrator, "_record", broken)
-    with pytest.raises(migrator.TenantMigrationError, match="testapp.0001_initial.*disk full"):
-        migrator.migrate_schema(tenant.db_schema, "default")
+    monkeypatch.setattr(recorder, "record", broken)
+    with pytest.raises(executor.TenantMigrationError, match="testapp.0001_initial.*disk full"):
+        executor.migrate_schema(tenant.db_schema, "default")
     monkeypatch.undo()
-    assert storage.existing_tenant_tables(tenant.db_schema, "default") == set()
+    mark = storage.table_name(tenant.db_schema, ownership.OWNER_TABLE, "default")
+    assert storage.existing_tenant_tables(tenant.db_schema, "default") - {mark} == set()
 
 
 def test_retrying_a_tenant_whose_migration_failed_migrates_it(make_tenant):
@@ -94,13 +97,13 @@ def test_retrying_a_tenant_whose_migration_failed_migrates_it(make_tenant):
     tenant = make_tenant("retried")
     _forget_history(tenant)  # its storage is behind the current migrations
     if not storage.uses_schemas(connection):
-        migrator.create_record_table(connection, tenant.db_schema, "default")
+        recorder.record(connection, tenant.db_schema, [])
     Customer.objects.filter(pk=tenant.pk).update(state=TenantState.FAILED, last_error="x")
     tenant.refresh_from_db()
     lifecycle.retry(tenant)
     tenant.refresh_from_db()
     assert tenant.state == TenantState.READY
-    assert migrator.pending(tenant.db_schema, "default") == []
+    assert recorder.pending(tenant.db_schema, "default") == []
     Project.for_tenant(tenant).objects.create(name="usable")
 
 
@@ -108,7 +111,7 @@ def test_retrying_a_tenant_whose_migration_failed_migrates_it(make_tenant):
 def test_run_python_in_a_tenant_migration_queries_the_migrating_database(make_tenant):
     from django.db import router
 
-    from tenancy.routers import tenant_migrations
+    from tenancy._classes.routers import tenant_migrations
     from tenancy.state import PerTenant
 
     class Historical(PerTenant):

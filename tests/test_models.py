@@ -7,9 +7,9 @@ from django.test import override_settings
 from django.test.utils import isolate_apps
 
 from tenancy import get_tenant_model
+from tenancy._primitives.shared import check_tenant_model
 from tenancy.exceptions import TenancyError
 from tenancy.models import AbstractTenant, TenantState
-from tenancy.validation import check_tenant_model
 from tests.testapp.models import Customer
 
 

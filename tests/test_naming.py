@@ -3,8 +3,8 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
+from tenancy._primitives.naming import MAX_IDENTIFIER_BYTES, schema_name_for
 from tenancy.exceptions import InvalidTenantKey, TenancyError
-from tenancy.naming import MAX_IDENTIFIER_BYTES, schema_name_for
 
 
 def test_a_clean_key_is_used_as_is_behind_the_prefix():

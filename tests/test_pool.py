@@ -3,7 +3,8 @@
 import pytest
 from django.db import connection
 
-from tenancy import pool, storage
+from tenancy._orchestration import pool
+from tenancy._primitives import storage
 from tenancy.models import PoolSchema, TenantState
 from tests.testapp.models import Customer, Project
 

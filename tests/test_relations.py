@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from tenancy.validation import check_shared_relations, check_template_relations
+from tenancy._classes.validation import check_shared_relations, check_template_relations
 from tests.testapp.models import (
     Category,
     Item,
@@ -146,13 +146,13 @@ def test_a_shared_model_pointing_to_a_tenant_model_is_refused():
 def test_the_installed_models_pass_the_relation_checks():
     from django.apps import apps
 
-    from tenancy.registry import TEMPLATES
+    from tenancy._classes.registry import TEMPLATES
 
     check_template_relations(TEMPLATES.values())
     check_shared_relations(apps.get_models(include_auto_created=True))
 
 
 def _forget(template):
-    from tenancy.registry import TEMPLATES
+    from tenancy._classes.registry import TEMPLATES
 
     TEMPLATES.pop(template._meta.label_lower, None)

@@ -19,7 +19,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, connections
 
-from tenancy import provisioning, storage
+from tenancy._primitives import storage
+from tests.support import drop_storage
 from tests.testapp.models import Project, Report
 from tests.workers import waiting_on_auth_user
 
@@ -71,7 +72,7 @@ def test_other_tenants_read_and_write_while_a_big_tenant_is_dropped(make_tenant)
     big, neighbour = make_tenant("big"), make_tenant("neighbour")
     user = User.objects.create(username="owner")
     _make_big(big)
-    drop, outcome = _in_thread(provisioning.drop, big.db_schema, "default")
+    drop, outcome = _in_thread(drop_storage, big)
     latencies = []
     while drop.is_alive():
         latencies.append(_neighbour_work(neighbour, user, f"during {len(latencies)}"))
@@ -96,7 +97,7 @@ def test_a_drop_waiting_for_a_shared_table_does_not_queue_other_tenants_behind_i
     reader.set_autocommit(False)
     with reader.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM auth_user")  # holds ACCESS SHARE until it ends
-    drop, drop_outcome = _in_thread(provisioning.drop, big.db_schema, "default")
+    drop, drop_outcome = _in_thread(drop_storage, big)
     try:
         deadline = time.monotonic() + 10
         while drop.is_alive() and time.monotonic() < deadline and not waiting_on_auth_user():

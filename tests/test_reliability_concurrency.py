@@ -17,7 +17,9 @@ import psycopg2
 import pytest
 from django.db import connection
 
-from tenancy import migrator, storage
+from tenancy._migrating import recorder
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._primitives import locks, storage
 from tenancy.models import TenantState, Tombstone
 from tests.conftest import drop_all_tenant_storage
 from tests.test_migrations_flow import Shop, shop_postgresql  # noqa: F401 - fixture
@@ -96,7 +98,7 @@ def test_200_signups_from_8_clients_on_2_workers_each_end_ready_with_one_schema(
     tenants = list(Customer.objects.order_by("name"))
     assert [t.name for t in tenants] == names
     assert all(t.last_error == "" for t in tenants)
-    assert all(t.migrations_digest == migrator.plan().digest for t in tenants)
+    assert all(t.migrations_digest == migration_plan().digest for t in tenants)
     # Exactly one schema per tenant, and no other tenant-like schema (orphan, pool).
     schemas = _schemas("tenant%")
     assert len(schemas) == SIGNUPS
@@ -115,7 +117,9 @@ def test_200_signups_from_8_clients_on_2_workers_each_end_ready_with_one_schema(
         table_counts = dict(cursor.fetchall())
     assert len(set(table_counts.values())) == 1 and min(table_counts.values()) > 5
     for tenant in tenants[:: SIGNUPS // 20]:
-        assert sorted(migrator.applied(tenant.db_schema, "default")) == sorted(migrator.plan().keys)
+        assert sorted(recorder.applied(tenant.db_schema, "default")) == sorted(
+            migration_plan().keys
+        )
     # Each tenant was provisioned (its ready signal sent) exactly once, by one of the workers.
     events = _provisioned_events(two_workers)
     assert events == Counter({t.db_schema: 1 for t in tenants})
@@ -128,8 +132,9 @@ def test_200_signups_from_8_clients_on_2_workers_each_end_ready_with_one_schema(
 def test_create_delete_recreate_of_one_key_never_drops_the_new_schema_or_shows_old_rows(
     two_workers,
 ):
-    """The drop of a deleted tenant is keyed on its tombstone and its schema's oid, so
-    the re-created tenant's schema (same name) is neither dropped nor shares old data."""
+    """Each incarnation of the key gets a schema of its own (a deleted tenant's name is
+    never given again), and a drop only removes storage marked with its incarnation:
+    the re-created tenant's schema is neither dropped nor shares old data."""
     old_oids = []
     for round_ in range(4):
         old = Customer.objects.create(name="phoenix")
@@ -150,11 +155,12 @@ def test_create_delete_recreate_of_one_key_never_drops_the_new_schema_or_shows_o
     time.sleep(1)  # any late duplicate delivery would act now
     assert Tombstone.objects.count() == 4
     assert list(Customer.objects.values_list("pk", "state")) == [(new.pk, TenantState.READY)]
-    assert _schemas("tenant_phoenix") == ["tenant_phoenix"]
+    assert _schemas("tenant\\_phoenix%") == [new.db_schema]  # the old ones are dropped
+    assert new.db_schema != "tenant_phoenix"  # that name was the first incarnation's
     oid = storage.schema_oid(new.db_schema, "default")
     assert oid not in old_oids
     with connection.cursor() as cursor:
-        cursor.execute('SELECT name FROM "tenant_phoenix"."testapp_project"')
+        cursor.execute(f'SELECT name FROM "{new.db_schema}"."testapp_project"')
         assert cursor.fetchall() == []  # none of the old tenants' rows
     assert Project.for_tenant(new).objects.create(name="new").pk
     # A late (re)delivery of every old drop still leaves the new schema alone.
@@ -234,11 +240,11 @@ def test_tenancy_migrate_during_an_old_workers_provisioning_ends_with_the_tenant
         new_worker = _shop_worker(shop, 2, new_queue)
         # A signup is being provisioned by the old worker, held inside its DDL
         # transaction (the shop's models have no foreign key to auth_user: hold the
-        # per-schema transaction lock that provisioning.provision() takes instead).
+        # per-schema transaction lock that creating a schema takes instead).
         blocker = psycopg2.connect(dbname=shop.db_name, user="postgres", host="127.0.0.1")
         blocker.autocommit = True
         with blocker.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtext('tenancy:tenant_late'))")
+            cursor.execute("SELECT pg_advisory_lock(%s)", [locks.key_id("schema:tenant_late")])
         shop.stage = 1  # the signup comes through the old release's web process
         shop.run("createtenant", "name=late")
         wait_for(lambda: (_shop_state(shop, "late") or ("",))[0] == "provisioning", 30, "late")

@@ -24,7 +24,12 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from tenancy import conf, lifecycle, locks, migrator, rollout, tasks
+from tenancy import lifecycle, tasks
+from tenancy._delivery import dispatch
+from tenancy._migrating import recorder
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._orchestration import rollout
+from tenancy._primitives import conf, states
 from tenancy.models import TenantState
 from tests.conftest import drop_all_tenant_storage
 from tests.testapp.models import Customer, Project
@@ -89,18 +94,18 @@ def _make_outdated(tenant: Customer) -> None:
     first tenant migration: an empty schema (only the record table, empty) and an
     old digest. ``tenancy_migrate`` then applies testapp.0001_initial to it for real."""
     schema = tenant.db_schema
-    tables = _tables(schema) - {migrator.RECORD_TABLE}
+    tables = _tables(schema) - {recorder.RECORD_TABLE}
     with connection.cursor() as cursor:
         cursor.execute(
             "DROP TABLE " + ", ".join(f'"{schema}"."{t}"' for t in sorted(tables)) + " CASCADE"
         )
-        cursor.execute(f'DELETE FROM "{schema}"."{migrator.RECORD_TABLE}"')
+        cursor.execute(f'DELETE FROM "{schema}"."{recorder.RECORD_TABLE}"')
     Customer.objects.filter(pk=tenant.pk).update(migrations_digest=OLD_DIGEST, migrations_applied=0)
 
 
 def _assert_nothing_lost(expected_tables: set[str] | None = None) -> None:
     """Every tenant ready and current (or failed with its error), one schema each, no orphan."""
-    digest = migrator.plan().digest
+    digest = migration_plan().digest
     tenants = list(Customer.objects.all())
     for tenant in tenants:
         if tenant.state == TenantState.FAILED:
@@ -110,7 +115,9 @@ def _assert_nothing_lost(expected_tables: set[str] | None = None) -> None:
         assert tenant.migrations_digest == digest, f"{tenant} is not current"
         if expected_tables is not None:
             assert _tables(tenant.db_schema) == expected_tables, tenant
-        assert sorted(migrator.applied(tenant.db_schema, "default")) == sorted(migrator.plan().keys)
+        assert sorted(recorder.applied(tenant.db_schema, "default")) == sorted(
+            migration_plan().keys
+        )
     assert _tenant_schemas() == {t.db_schema for t in tenants}
 
 
@@ -135,19 +142,19 @@ def test_a_worker_killed_mid_fan_out_leaves_every_tenant_at_its_old_state_then_r
     _use(settings, killed)
     blocker = hold_tenant_ddl()
     try:
-        assert rollout.enqueue_all() == 5  # `tenancy_migrate --no-wait`
+        assert rollout.enqueue_all().sent == 5  # `tenancy_migrate --no-wait`
         wait_for(waiting_on_auth_user, 30, "the worker to be mid-migration")
         killed.kill()  # SIGKILL, parent and pool children, inside the migration's transaction
     finally:
         release_tenant_ddl(blocker)
     for tenant in tenants:
-        wait_for(lambda t=tenant: not locks.is_locked(t.db_schema, "default"), 30, "the lock")
+        wait_for(lambda t=tenant: not states.held_by_worker(t, "default"), 30, "the lock")
     # Nothing of the interrupted migration stayed: every tenant is exactly as it was.
     for tenant in Customer.objects.all():
         assert tenant.state == TenantState.READY
         assert tenant.migrations_digest == OLD_DIGEST
-        assert _tables(tenant.db_schema) == {migrator.RECORD_TABLE}
-        assert migrator.applied(tenant.db_schema, "default") == set()
+        assert _tables(tenant.db_schema) == {recorder.RECORD_TABLE}
+        assert recorder.applied(tenant.db_schema, "default") == set()
     # The operator runs tenancy_migrate again once a worker is back: it resumes.
     survivor = workers(killed.queue, concurrency=2)
     report = rollout.run(concurrency=2, timeout=90)
@@ -423,7 +430,7 @@ def test_signups_while_the_broker_is_down_return_within_a_second(broker, workers
     either: the pending row is the durable intent and the reconciler sends it later.
     The process was publishing before the outage (its pooled connection is warm), as a
     web process is. Before the fix, the first failure was quick and every later signup
-    waited about 6 s in kombu's reconnection (tenancy.tasks.dispatch says why)."""
+    waited about 6 s in kombu's reconnection (tenancy._delivery.dispatch says why)."""
     worker = workers(_queue("down"))
     _use(settings, worker)
     before = Customer.objects.create(name="patient")
@@ -473,7 +480,7 @@ def test_the_publish_settings_reach_kombu(broker, settings):
     broker.stop()
     try:
         started = time.monotonic()
-        assert tasks.dispatch(tasks.provision_tenant, 0) is False
+        assert dispatch.publish(tasks.provision_tenant, (0,)) is False
         waited = time.monotonic() - started
     finally:
         broker.start()

@@ -18,7 +18,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from tenancy import migrator, notify, rollout, tasks
+from tenancy import tasks
+from tenancy._delivery import dispatch
+from tenancy._migrating import recorder
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._orchestration import rollout
+from tenancy._primitives import notify
 from tenancy.models import TenantState
 from tests.testapp.models import Customer
 from tests.workers import hold_tenant_ddl, release_tenant_ddl, wait_for, waiting_on_auth_user
@@ -85,13 +90,13 @@ def test_duplicate_deliveries_of_a_migrate_batch_migrate_each_tenant_once(
     blocker = hold_tenant_ddl()
     try:
         for _ in range(3):
-            assert tasks.dispatch(tasks.migrate_tenants, pks)
+            assert dispatch.publish(tasks.migrate_tenants, (pks,))
         wait_for(waiting_on_auth_user, 30, "the first delivery to be mid-migration")
         time.sleep(1)  # the second delivery meets the tenant's lock held
     finally:
         release_tenant_ddl(blocker)
 
-    digest = migrator.plan().digest
+    digest = migration_plan().digest
     wait_for(
         lambda: Customer.objects.filter(pk__in=pks, migrations_digest=digest).count() == 3,
         60,
@@ -111,8 +116,8 @@ def test_duplicate_deliveries_of_a_migrate_batch_migrate_each_tenant_once(
     for tenant in Customer.objects.filter(pk__in=pks):
         assert tenant.state == TenantState.READY and tenant.last_error == ""
         with connection.cursor() as cursor:
-            cursor.execute(f'SELECT count(*) FROM "{tenant.db_schema}"."{migrator.RECORD_TABLE}"')
-            assert cursor.fetchone()[0] == len(migrator.plan().keys)
+            cursor.execute(f'SELECT count(*) FROM "{tenant.db_schema}"."{recorder.RECORD_TABLE}"')
+            assert cursor.fetchone()[0] == len(migration_plan().keys)
 
 
 def _unmigrate(schema: str) -> None:
@@ -121,11 +126,11 @@ def _unmigrate(schema: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> %s",
-            [schema, migrator.RECORD_TABLE],
+            [schema, recorder.RECORD_TABLE],
         )
         tables = ", ".join(f'"{schema}"."{row[0]}"' for row in cursor.fetchall())
         cursor.execute(f"DROP TABLE {tables} CASCADE")
-        cursor.execute(f'DELETE FROM "{schema}"."{migrator.RECORD_TABLE}"')
+        cursor.execute(f'DELETE FROM "{schema}"."{recorder.RECORD_TABLE}"')
 
 
 def _batch_results(output: str, pks: list[int]) -> list[dict[str, str]]:
@@ -141,10 +146,15 @@ def _batch_results(output: str, pks: list[int]) -> list[dict[str, str]]:
 
 
 @pytest.mark.postgresql
-def test_a_wait_whose_listening_connection_is_terminated_goes_on_by_polling(transactional_db):
+@pytest.mark.parametrize("listen", [None, False], ids=["listening", "polling"])
+def test_a_wait_whose_connection_is_terminated_goes_on_by_polling(
+    transactional_db, settings, listen
+):
     """notify.wait() (what the rollout and wait_until_ready() sleep in) listens on the
-    waiting thread's own connection; a terminated backend costs the notifications only:
-    the wait goes on by polling, and its checks reconnect."""
+    waiting thread's own connection, or polls on it (``TENANCY_LISTEN = False``, a
+    pooler); a terminated backend costs the notifications only: the wait goes on by
+    polling, and its checks reconnect."""
+    settings.TENANCY_LISTEN = listen
     done = threading.Event()
     querying = threading.Lock()  # the backend is terminated between queries, not in one
     outcome: dict[str, Any] = {}

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tenancy import storage
+from tenancy._primitives import storage
 from tests.conftest import on_postgresql
 from tests.testapp.models import Item, Project, Report
 

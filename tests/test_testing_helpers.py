@@ -15,7 +15,11 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from tenancy import conf, provisioning, storage, testing
+from tenancy import testing
+from tenancy._migrating import recorder
+from tenancy._migrating.plan import plan as migration_plan
+from tenancy._orchestration import building
+from tenancy._primitives import conf, storage
 from tenancy.exceptions import TenancyError
 from tenancy.models import TenantState
 from tenancy.testing import (  # noqa: F401 - fixtures used by import, as a conftest.py may
@@ -27,6 +31,7 @@ from tenancy.testing import (  # noqa: F401 - fixtures used by import, as a conf
     tenancy_tenant_fields,
 )
 from tests.settings import BACKEND
+from tests.support import drop_storage
 from tests.testapp.models import Customer, Project, Report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,15 +55,15 @@ def _drop_kept_schemas_after_the_module(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def provision_calls(monkeypatch):
-    """Record every schema that provisioning.provision() builds from now on."""
+    """Record every schema that the library builds from now on."""
     calls = []
-    original = provisioning.provision
+    original = building.build
 
-    def spy(schema, using):
+    def spy(schema, using, owner, **kwargs):
         calls.append(schema)
-        return original(schema, using)
+        return original(schema, using, owner, **kwargs)
 
-    monkeypatch.setattr(provisioning, "provision", spy)
+    monkeypatch.setattr(building, "build", spy)
     return calls
 
 
@@ -212,7 +217,7 @@ def check_fixture_tenant(tenant, kept, provision_calls):
     assert Customer.objects.filter(pk=tenant.pk, state=TenantState.READY).exists()
     assert provision_calls == []  # nothing built for this test: the kept schema
     if on_postgresql():
-        assert kept.oid is not None and identity(tenant.db_schema) == kept.oid
+        assert kept.present() and tenant.incarnation == kept.incarnation
     TenantProject = Project.for_tenant(tenant)
     assert TenantProject.objects.count() == 0  # whatever an earlier test wrote is gone
     TenantProject.objects.create(name="written")
@@ -254,7 +259,7 @@ def test_tenancy_eager_runs_the_lifecycle_inline(not_eager, tenancy_eager, trans
         tenant.refresh_from_db()
         assert tenant.state == TenantState.READY
     finally:
-        provisioning.drop(tenant.db_schema, tenant.database)
+        drop_storage(tenant)
 
 
 def test_the_test_tenant_fields_come_from_the_setting(settings):
@@ -277,7 +282,7 @@ def test_a_schema_that_a_tenant_row_owns_is_never_rebuilt(transactional_db):
     kept = KeptSchema("tenant_owned", "default")
     kept.ensure()
     try:
-        Customer.objects.bulk_create(
+        Customer._base_manager.bulk_create(
             [Customer(name="owned", db_schema="tenant_owned", state=TenantState.READY)]
         )
         with pytest.raises(TenancyError, match="belongs to the tenant"):
@@ -295,33 +300,31 @@ def test_missing_tables_inside_a_sqlite_transaction_get_a_clear_error(db):
 def test_clearing_keeps_the_tables_and_the_record_of_applied_migrations(
     transactional_db, tenancy_tenant, tenancy_schema
 ):
-    from tenancy import migrator
-
     Project.for_tenant(tenancy_tenant).objects.create(name="x")
     tenancy_schema.clear()
     assert Project.for_tenant(tenancy_tenant).objects.count() == 0
-    applied = migrator.applied(tenancy_schema.schema, tenancy_schema.database)
-    assert applied and applied == set(migrator.plan().keys)
+    applied = recorder.applied(tenancy_schema.schema, tenancy_schema.database)
+    assert applied and applied == set(migration_plan().keys)
 
 
 # -- pytest_plugins = ["tenancy.testing"] in a project's conftest.py --
 
 PLUGIN_CONFTEST = """
 import pytest
-from tenancy import provisioning
+from tenancy._orchestration import building
 
 pytest_plugins = ["tenancy.testing"]
 
 builds = []
-_provision = provisioning.provision
+_build = building.build
 
 
-def counting(schema, using):
+def counting(schema, using, owner, **kwargs):
     builds.append(schema)
-    return _provision(schema, using)
+    return _build(schema, using, owner, **kwargs)
 
 
-provisioning.provision = counting
+building.build = counting
 
 
 @pytest.fixture(scope="session")
@@ -331,7 +334,7 @@ def tenancy_tenant_fields():
 
 PLUGIN_TESTS = """
 import pytest
-from tenancy import storage
+from tenancy._primitives import storage
 from tests.testapp.models import Project
 
 import conftest

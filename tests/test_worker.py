@@ -8,10 +8,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tenancy import lifecycle, locks, provisioning, storage, tasks
+from tenancy import lifecycle, tasks
+from tenancy._delivery import dispatch
+from tenancy._primitives import states, storage
 from tenancy.exceptions import TenantNotReady
 from tenancy.models import TenantState, Tombstone
 from tests.conftest import drop_all_tenant_storage
+from tests.support import drop_storage
 from tests.testapp.models import Customer, Project
 from tests.workers import Worker, hold_tenant_ddl, release_tenant_ddl, wait_for
 
@@ -70,7 +73,7 @@ def test_delete_and_queryset_delete_drop_the_schemas(async_lifecycle, cleanup):
 
 
 def test_bulk_created_tenants_are_provisioned_by_the_reconciler(async_lifecycle, cleanup):
-    Customer.objects.bulk_create([Customer(name=f"bulk{i}") for i in range(3)])
+    Customer._base_manager.bulk_create([Customer(name=f"bulk{i}") for i in range(3)])
     assert set(Customer.objects.values_list("state", flat=True)) == {TenantState.PENDING}
     report = lifecycle.reconcile(grace=0)
     assert len(report.pending) == 3
@@ -87,8 +90,8 @@ def test_a_task_delivered_twice_provisions_once(async_lifecycle, cleanup):
     try:
         tenant = Customer.objects.create(name="twice")
         cleanup.append(tenant.db_schema)
-        tasks.dispatch(tasks.provision_tenant, tenant.pk)
-        tasks.dispatch(tasks.provision_tenant, tenant.pk)
+        dispatch.publish(tasks.provision_tenant, (tenant.pk,))
+        dispatch.publish(tasks.provision_tenant, (tenant.pk,))
         wait_for(lambda: _state(tenant) == TenantState.PROVISIONING, 30, "provisioning")
     finally:
         release_tenant_ddl(blocker)
@@ -115,7 +118,7 @@ def test_a_worker_killed_mid_provisioning_leaves_nothing_half_built(
         killed.kill()  # SIGKILL, parent and pool children, mid-transaction
     finally:
         release_tenant_ddl(blocker)
-    wait_for(lambda: not locks.is_locked(tenant.db_schema, "default"), 30, "the lock to die")
+    wait_for(lambda: not states.held_by_worker(tenant, "default"), 30, "the lock to die")
     assert not storage.schema_exists(tenant.db_schema, "default")
     assert _state(tenant) == TenantState.PROVISIONING
     survivor = Worker(broker.url, killed.queue, concurrency=1).start()
@@ -158,7 +161,7 @@ def test_a_failed_tenant_can_be_retried(broker, async_lifecycle, cleanup):
     cleanup.append(tenant.db_schema)
     tenant.wait_until_ready(timeout=30)
     Customer.objects.filter(pk=tenant.pk).update(state=TenantState.FAILED, last_error="x")
-    provisioning.drop(tenant.db_schema, "default")
+    drop_storage(tenant)
     tenant.refresh_from_db()
     lifecycle.retry(tenant)
     tenant.wait_until_ready(timeout=30)

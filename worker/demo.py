@@ -86,7 +86,7 @@ def _run(out: TextIO, started: float, *, own_database: bool) -> int:
     from django.db import connection
     from kombu.utils.url import maybe_sanitize_url
 
-    from tenancy import storage
+    from tenancy._primitives import storage
     from tenancy.exceptions import TenantNotReady
     from tenancy.models import Tombstone
     from worker.celery import app

@@ -19,6 +19,7 @@ class Migration(migrations.Migration):
                 ('state', models.CharField(choices=[('pending', 'pending'), ('provisioning', 'provisioning'), ('ready', 'ready'), ('failed', 'failed')], db_index=True, default='pending', editable=False, max_length=16)),
                 ('db_schema', models.CharField(editable=False, help_text='Schema (PostgreSQL) or table prefix of the tenant; fixed at creation.', max_length=63, null=True, unique=True, verbose_name='schema')),
                 ('database', models.CharField(blank=True, default='', editable=False, help_text="Database alias that holds the tenant's schema; chosen at creation (TENANCY_DATABASES, TENANCY_PLACEMENT) unless given.", max_length=100)),
+                ('incarnation', models.CharField(editable=False, max_length=32, null=True, unique=True)),
                 ('last_error', models.TextField(blank=True, default='', editable=False)),
                 ('state_changed_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
                 ('migrations_digest', models.CharField(blank=True, default='', editable=False, max_length=32)),

@@ -18,10 +18,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models
 
-from tenancy import get_tenant_model, placement
-from tenancy.exceptions import TenantNotReady
+from tenancy import get_tenant_model
+from tenancy._primitives import placement
+from tenancy.exceptions import PlacementError, TenantNotReady
 from tenancy.models import AbstractTenant, TenantState
-from tenancy.placement import PlacementError
 
 #: Lifecycle fields a caller may set: only where the schema lives is a choice;
 #: state and schema name belong to the lifecycle.
@@ -123,9 +123,9 @@ def _validate(tenant: AbstractTenant) -> None:
     """Raise a CommandError listing every problem of ``tenant``, before it is saved."""
     errors: dict[str, list[str]] = {}
     try:
-        # Named now, as save() would, so a key that names no schema, or names
-        # one already taken, is refused with the field errors.
-        tenant.db_schema = tenant.derive_schema()
+        # Derived now, as save() would, so a key that names no schema is refused
+        # with the field errors (save() then checks that the name is free).
+        tenant.derive_schema()
     except ValidationError as exc:
         errors["natural key"] = exc.messages
     if tenant.database:  # else placement chooses one when the tenant is saved

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenancy import conf, migrator, rollout
+from tenancy._migrating.plan import forget_plan, plan
+from tenancy._orchestration import rollout
+from tenancy._primitives import conf
 
 
 class Command(BaseCommand):
@@ -35,7 +37,11 @@ class Command(BaseCommand):
             help="Tenants migrated at the same time through the workers (default 8).",
         )
         parser.add_argument(
-            "--timeout", type=float, default=None, help="Give up waiting after SECONDS."
+            "--timeout",
+            type=float,
+            default=rollout.DEFAULT_TIMEOUT,
+            help="Give up waiting after SECONDS; the tenants not done then are reported as "
+            f"failed (default {rollout.DEFAULT_TIMEOUT:g}).",
         )
         parser.add_argument(
             "--grace",
@@ -52,11 +58,12 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be at least 1.")
         if options["grace"] < 0:
             raise CommandError("--grace must not be negative.")
-        migrator.forget_plan()  # this process may have imported migrations before they changed
-        the_plan = migrator.plan()
+        if options["timeout"] is not None and options["timeout"] <= 0:
+            raise CommandError("--timeout must be a positive number of seconds.")
+        forget_plan()  # this process may have imported migrations before they changed
+        the_plan = plan()
         if options["no_wait"]:
-            count = rollout.enqueue_all()
-            self._say(options, {"enqueued": count}, f"Enqueued {count} tenant migration(s).")
+            self._enqueue_only(options)
             return
         progress = _Progress(self.stdout, quiet=options["json"] or options["verbosity"] == 0)
         if options["inline"] or conf.eager():
@@ -78,6 +85,7 @@ class Command(BaseCommand):
                 for o in report.failed
             ],
             "databases": report.by_database(),
+            "other_versions": report.other_versions,
         }
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
@@ -92,6 +100,8 @@ class Command(BaseCommand):
                     self.stdout.write(
                         f"  {alias}: {counts['migrated']} migrated, {counts['failed']} failed"
                     )
+        if report.other_versions:
+            raise CommandError(_other_versions(report))
         if report.failed:
             lines = "\n".join(f"  {o.name} ({o.schema}): {o.detail}" for o in report.failed)
             raise CommandError(
@@ -99,8 +109,32 @@ class Command(BaseCommand):
                 "Fix the cause and run tenancy_migrate again: migrated tenants are skipped."
             )
 
-    def _say(self, options: dict[str, Any], data: dict[str, Any], text: str) -> None:
-        self.stdout.write(json.dumps(data) if options["json"] else text)
+    def _enqueue_only(self, options: dict[str, Any]) -> None:
+        """``--no-wait``: send the batches and report what could not be sent."""
+        result = rollout.enqueue_all()
+        unsent = len(result.unsent)
+        if options["json"]:
+            self.stdout.write(json.dumps({"enqueued": result.sent, "unsent": unsent}))
+        else:
+            self.stdout.write(f"Enqueued {result.sent} tenant migration(s).")
+        if unsent:
+            raise CommandError(
+                f"Could not send the migration of {unsent} tenant(s): the broker could not be "
+                "reached. They are still behind; run tenancy_migrate again once it is back."
+            )
+
+
+def _other_versions(report: rollout.Report) -> str:
+    workers = "\n".join(
+        f"  {worker}: migration plan {digest[:12]}"
+        for worker, digest in sorted(report.other_versions.items())
+    )
+    count = len(report.other_versions)
+    return (
+        f"{count} worker(s) run another version of the code than this one (migration plan "
+        f"{report.digest[:12]}), and migrated nothing:\n{workers}\n"
+        "Restart them on the new code, then run tenancy_migrate again."
+    )
 
 
 class _Progress:

@@ -13,14 +13,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from tenancy import drift, get_tenant_model, lifecycle
-from tenancy.models import TenantState
+from tenancy._orchestration import drift, reconcile
 
 
 class Command(BaseCommand):
     help = (
-        "Re-enqueue what is stuck: pending tenants, provisioning tenants that no worker "
-        "holds, and drops not done. --retry-failed also retries every failed tenant."
+        "Send again what no worker will finish: pending tenants, provisioning tenants that "
+        "no worker holds, drops not done, interrupted moves (rolled back or finished). Run "
+        "by hand it acts on everything no worker holds (--grace 0); the periodic task spares "
+        "what changed in the last TENANCY_RECONCILE_GRACE seconds. --retry-failed also "
+        "retries every failed tenant."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,7 +31,7 @@ class Command(BaseCommand):
             type=float,
             metavar="SECONDS",
             help="spare what changed state in the last SECONDS, as its task is probably "
-            "still queued (default: TENANCY_RECONCILE_GRACE)",
+            "still queued (default 0: act on everything that no worker holds)",
         )
         parser.add_argument(
             "--retry-failed",
@@ -69,14 +71,14 @@ class Command(BaseCommand):
             self._drift(as_json, repair=options["repair"], drop=options["drop_orphans"])
             return
         try:
-            report = lifecycle.reconcile(grace=grace)
+            report = reconcile.reconcile(grace=0.0 if grace is None else grace)
         except Exception as exc:
             # With TENANCY_EAGER the work runs inline, so a failure surfaces here.
             raise CommandError(
                 f"Reconciling stopped at {type(exc).__name__}: {exc}; "
                 "see `manage.py tenancy_status`."
             ) from exc
-        retried, errors = _retry_failed() if retry_failed else ([], {})
+        retried, errors = reconcile.retry_failed() if retry_failed else ([], {})
         for pk, error in errors.items():
             self.stderr.write(f"Retrying tenant {pk} failed again: {error}")
         if as_json:
@@ -84,6 +86,14 @@ class Command(BaseCommand):
                 "pending": report.pending,
                 "stuck": report.stuck,
                 "tombstones": report.tombstones,
+                "unnamable": report.unnamable,
+                "operations": report.operations,
+                "left_alone": {
+                    "younger_pending": report.young_pending,
+                    "younger_drops": report.young_drops,
+                    "held": report.held,
+                },
+                "unsent": report.unsent,
                 "retried": retried,
                 "retry_errors": {str(pk): error for pk, error in errors.items()},
             }
@@ -111,18 +121,3 @@ class Command(BaseCommand):
                 self.stdout.write(f"{kind.replace('_', ' ')}: {', '.join(names) or '-'}")
             if repair:
                 self.stdout.write("repaired what is safe to repair")
-
-
-def _retry_failed() -> tuple[list[Any], dict[Any, str]]:
-    """Retry every failed tenant; return the ids retried and the errors of those that
-    failed again inline (``TENANCY_EAGER``), going on after a failure."""
-    tenants = get_tenant_model()._default_manager.using(lifecycle.shared_database())
-    retried: list[Any] = []
-    errors: dict[Any, str] = {}
-    for tenant in tenants.filter(state=TenantState.FAILED).order_by("pk"):
-        retried.append(tenant.pk)
-        try:
-            lifecycle.retry(tenant)
-        except Exception as exc:
-            errors[tenant.pk] = f"{type(exc).__name__}: {exc}"
-    return retried, errors

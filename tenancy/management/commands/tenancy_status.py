@@ -14,7 +14,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, QuerySet
 
-from tenancy import get_tenant_model, lifecycle, migrator
+from tenancy._migrating.plan import plan
+from tenancy._primitives import shared
 from tenancy.models import AbstractTenant, TenantState, Tombstone
 
 #: Longest last error shown in the table; --json carries it whole.
@@ -29,7 +30,7 @@ def applied_migrations(tenant: AbstractTenant) -> str | None:
     """
     if not tenant.migrations_digest:
         return None
-    if tenant.migrations_digest == migrator.plan().digest:
+    if tenant.migrations_digest == plan().digest:
         return str(tenant.migrations_applied)
     return f"{tenant.migrations_applied} (behind)"
 
@@ -54,10 +55,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, state: str | None, as_json: bool, **options: Any) -> None:
-        shared = lifecycle.shared_database()
-        tenants = get_tenant_model()._default_manager.using(shared).order_by("pk")
+        alias = shared.database()
+        tenants = shared.tenants(alias).order_by("pk")
         totals = _totals(tenants)
-        drops = Tombstone.objects.using(shared).filter(done_at__isnull=True).count()
+        drops = Tombstone.objects.using(alias).filter(done_at__isnull=True).count()
         rows = [_row(tenant) for tenant in (tenants.filter(state=state) if state else tenants)]
         databases = dict(
             tenants.order_by("database").values_list("database").annotate(n=Count("pk"))

@@ -1,0 +1,160 @@
+"""The per-process cache of tenant classes: bounded, least recently used first out.
+
+``Template.for_tenant(tenant)`` on a cached tenant is a dictionary look-up and
+three comparisons with the instance: its incarnation, its database and its
+state. Any mismatch takes the slow path, which reads the tenant's row once:
+
+- a tenant that is not ready is refused with ``TenantNotReady``;
+- an instance whose row is gone (deleted, in this process or another) or is
+  another incarnation is refused with ``TenantDeleted``: a tenant signed up
+  again under the same key is a new tenant, with another schema, and an old
+  instance never reaches it;
+- otherwise the tenant's classes are built (all at once, see
+  :mod:`tenancy._classes.factory`) and cached.
+
+Evicted tenants' classes are detached from everything global and become
+garbage.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+from tenancy._classes import factory
+from tenancy._classes.registry import is_template, template_of
+from tenancy._primitives import conf, shared
+from tenancy._primitives.states import READY
+from tenancy.exceptions import TenancyError, TenantDeleted, TenantNotReady
+
+if TYPE_CHECKING:
+    from tenancy.models import AbstractTenant
+
+_bundles: OrderedDict[str, factory.TenantModels] = OrderedDict()
+_lock = threading.RLock()
+#: The plain string, compared on the warm path (cheaper than the enum member).
+_READY = str(READY.value)
+
+
+def model_for(template: type[models.Model], tenant: AbstractTenant) -> type[models.Model]:
+    """Return the tenant's class of ``template``; the body of ``Template.for_tenant()``."""
+    try:
+        bundle = _bundles.get(tenant.db_schema)  # type: ignore[arg-type]
+        if (
+            bundle is None
+            or bundle.incarnation != tenant.incarnation
+            or bundle.database != tenant.database
+            or tenant.state != _READY
+        ):
+            bundle = tenant_models(tenant)
+        else:
+            _bundles.move_to_end(bundle.schema)  # type: ignore[arg-type]
+    except AttributeError:
+        raise TypeError(
+            f"for_tenant() takes a tenant (an AbstractTenant instance), not {tenant!r}."
+        ) from None
+    try:
+        return bundle.models[template]
+    except KeyError:
+        return bundle.models[_template(template)]
+
+
+def tenant_models(tenant: AbstractTenant, *, verify: bool = True) -> factory.TenantModels:
+    """Return all of a tenant's classes, building and caching them on a miss.
+
+    With ``verify`` (the default), the tenant's row is read first and the
+    instance refreshed from it: raises :class:`TenantDeleted` when the row is
+    gone or is another incarnation, :class:`TenantNotReady` unless it is
+    ready. Without it (provisioning itself, which needs the classes of a
+    tenant it is building), the instance is trusted.
+    """
+    if verify:
+        _verify(tenant)
+    key = tenant.db_schema
+    if not key:
+        raise TenantNotReady(tenant, tenant.state, "it has no schema yet")
+    with _lock:
+        bundle = _bundles.get(key)
+        if bundle is not None and (
+            bundle.incarnation != tenant.incarnation or bundle.database != tenant.database
+        ):
+            del _bundles[key]
+            bundle.release()
+            bundle = None
+        if bundle is None:
+            bundle = factory.build(key, tenant.database, incarnation=tenant.incarnation)
+            _bundles[key] = bundle
+            _evict(conf.model_cache_size())
+    return bundle
+
+
+def cached(schema: str) -> factory.TenantModels | None:
+    """Return the cached classes of the tenant stored under ``schema``, if any."""
+    return _bundles.get(schema)
+
+
+def evict(schema: str) -> None:
+    """Forget one tenant's classes (after it is deleted, dropped or moved)."""
+    with _lock:
+        bundle = _bundles.pop(schema, None)
+    if bundle is not None:
+        bundle.release()
+
+
+def clear_cache() -> None:
+    """Forget every tenant's classes in this process."""
+    with _lock:
+        bundles = list(_bundles.values())
+        _bundles.clear()
+    for bundle in bundles:
+        bundle.release()
+
+
+def cached_schemas() -> list[str]:
+    """Return the schemas whose classes are cached, least recently used first."""
+    return list(_bundles)
+
+
+def _evict(size: int) -> None:
+    while len(_bundles) > size:
+        _, bundle = _bundles.popitem(last=False)
+        bundle.release()
+
+
+#: The fields of the row that decide whether an instance may be served.
+_VERIFIED_FIELDS = ("state", "last_error", "database", "db_schema", "incarnation")
+
+
+def _verify(tenant: AbstractTenant) -> None:
+    """Refresh the instance's lifecycle fields from its row; refuse a stale or unready one."""
+    if tenant.pk is None:
+        raise TenantDeleted(tenant)
+    row = shared.tenants().filter(pk=tenant.pk).values_list(*_VERIFIED_FIELDS).first()
+    if row is None:
+        raise TenantDeleted(tenant)
+    values = dict(zip(_VERIFIED_FIELDS, row, strict=True))
+    mine = tenant.incarnation
+    # An instance read before its row was named (bulk_create, raw SQL) takes the naming.
+    if mine is not None and (
+        values["incarnation"] != mine or values["db_schema"] != tenant.db_schema
+    ):
+        raise TenantDeleted(
+            tenant, "Its row now holds another incarnation of the tenant (signed up again)."
+        )
+    for name, value in values.items():
+        setattr(tenant, name, value)
+    if tenant.state != _READY:
+        raise TenantNotReady(tenant, tenant.state, tenant.last_error)
+
+
+def _template(cls: Any) -> type[models.Model]:
+    template = template_of(cls)
+    if not is_template(template):
+        raise TenancyError(
+            f"{cls!r} is not a tenant model template: for_tenant() works on concrete "
+            "TenantModel subclasses, not on abstract ones."
+        )
+    return template

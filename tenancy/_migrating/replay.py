@@ -1,0 +1,69 @@
+"""Compiled migrations: SQL recorded on one tenant, replayed on the next ones (PostgreSQL).
+
+The schema editor's statements for a migration (or a whole build) are the
+same for every tenant of one database alias, since they run with the
+tenant's schema first on a transaction-local ``search_path``. The first
+tenant records them; the next ones get them as one batch, one round trip,
+instead of rendering model states and running the schema editor again. The
+cache is keyed by everything that changes the SQL: the alias (off the shared
+database, foreign keys to shared tables are not constraints) and the
+migrations applied.
+"""
+
+from __future__ import annotations
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from tenancy._migrating.plan import Key, Statements
+from tenancy.exceptions import TenancyError
+
+
+class TenantMigrationError(TenancyError, RuntimeError):
+    """A migration failed inside one tenant; nothing of it was applied there."""
+
+    def __init__(self, schema: str, key: Key, error: BaseException) -> None:
+        self.schema, self.key, self.error = schema, key, error
+        super().__init__(f"{key[0]}.{key[1]} failed for {schema}: {type(error).__name__}: {error}")
+
+
+def batched(connection: BaseDatabaseWrapper, statements: Statements) -> Statements:
+    """Return recorded statements as one statement to replay in one round trip.
+
+    A schema's 83 statements sent one by one cost 83 round trips to the
+    server; PostgreSQL runs a batch of them, separated by semicolons, from a
+    single query message, in order, inside the caller's transaction. Each
+    statement's parameters are merged into its text first, as Django's
+    PostgreSQL schema editor does before executing it.
+    """
+    if connection.vendor != "postgresql" or len(statements) < 2:
+        return statements
+    texts = [
+        sql if params is None else connection.ops.compose_sql(sql, params)
+        for sql, params in statements
+    ]
+    return [(";\n".join(texts), None)]
+
+
+def run(connection: BaseDatabaseWrapper, statements: Statements) -> None:
+    """Execute recorded statements in the current transaction."""
+    with connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params or None)
+
+
+def replay_migrations(
+    connection: BaseDatabaseWrapper, schema: str, compiled: list[tuple[Key, Statements]]
+) -> None:
+    """Run the SQL recorded for each migration; raise naming the one that failed."""
+    for key, statements in compiled:
+        try:
+            run(connection, statements)
+        except Exception as exc:
+            raise TenantMigrationError(schema, key, exc) from exc
+
+
+def compile_recording(
+    connection: BaseDatabaseWrapper, recording: list[tuple[Key, Statements]]
+) -> list[tuple[Key, Statements]]:
+    """Return a recording ready to replay: one batch per migration."""
+    return [(key, batched(connection, statements)) for key, statements in recording]
