@@ -29,7 +29,7 @@ def get_tenant_model() -> type[AbstractTenant]:
     ``AbstractTenant`` subclass with a ``natural_key()``.
     """
     model: Any = tenant_model()
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def clear_cache() -> None:

@@ -50,7 +50,7 @@ LIFECYCLE_FIELDS = frozenset(
 )
 
 
-class TenantQuerySet(models.QuerySet):  # type: ignore[type-arg]
+class TenantQuerySet(models.QuerySet):
     """The tenant model's queryset: ``bulk_create()`` names and provisions its rows."""
 
     def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:

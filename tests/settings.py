@@ -48,11 +48,15 @@ TENANCY_CELERY_QUEUE = os.environ.get("TENANCY_CELERY_QUEUE") or None
 TENANCY_MAX_RETRIES = int(os.environ.get("TENANCY_MAX_RETRIES", "5"))
 TENANCY_RETRY_BACKOFF = float(os.environ.get("TENANCY_RETRY_BACKOFF", "2"))
 TENANCY_LOCK_WAIT = float(os.environ.get("TENANCY_LOCK_WAIT", "10"))
+if os.environ.get("TENANCY_DATABASES"):
+    TENANCY_DATABASES = os.environ["TENANCY_DATABASES"].split(",")
 
 if BACKEND != "sqlite":
     # A second database that may hold tenants (tests of placement and moves).
     DATABASES["other"] = {
         **DATABASES["default"],
+        # Worker processes the tests start are told the test database's name.
+        "NAME": os.environ.get("PGDATABASE_OTHER", DATABASES["default"]["NAME"]),
         "TEST": {"NAME": os.environ.get("TENANCY_PG_OTHER_TEST_NAME", "test_tenancy_other")},
     }
     # A database server that never answers: for tests of transient failures.

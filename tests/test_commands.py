@@ -254,3 +254,11 @@ def test_reconcile_reports_a_retry_that_fails_again_and_goes_on(make_tenant, mon
     assert "still broken" in err.getvalue()
     assert Customer.objects.get(pk=first.pk).state == TenantState.FAILED
     assert Customer.objects.get(pk=second.pk).state == TenantState.READY
+
+
+def test_tenancy_migrate_waits_a_finite_time_by_default():
+    from tenancy.management.commands.tenancy_migrate import Command
+
+    parser = Command().create_parser("manage.py", "tenancy_migrate")
+    timeout = parser.parse_args([]).timeout
+    assert timeout is not None and 0 < timeout <= 24 * 3600

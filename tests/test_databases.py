@@ -3,15 +3,17 @@
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from tenancy import lifecycle
+from tenancy._delivery import dispatch
+from tenancy._migrating import executor
 from tenancy._migrating.plan import plan as migration_plan
-from tenancy._orchestration import move, rollout
-from tenancy._primitives import storage
-from tenancy.models import TenantState, Tombstone
-from tests.support import drop_raw, owner_of
+from tenancy._orchestration import migrate, move, rollout
+from tenancy._primitives import provisioning, storage
+from tenancy.models import PoolSchema, TenantState, Tombstone
+from tests.support import drop_raw, drop_storage, owner_of
 from tests.testapp.models import Customer, Project, Report
 
 pytestmark = [
@@ -224,10 +226,70 @@ def test_the_warm_pool_works_per_database(two_databases, settings):
     settings.TENANCY_POOL_SIZE = 1
     try:
         assert pool.refill("other") == 1
+        [pooled] = PoolSchema.objects.filter(database="other")
         tenant = place("pooled_other", database="other")
         assert tenant.state == TenantState.READY
         assert storage.schema_exists("tenant_pooled_other", "other")
+        assert not storage.schema_exists(pooled.name, "other")  # renamed: the pool was used
         assert Project.for_tenant(tenant).objects.create(name="p").pk
     finally:
         pool.drain("other")
         pool.drain("default")
+
+
+def _emptied(tenant: Customer) -> None:
+    """Leave the tenant's schema empty and unmigrated, as before its first migration."""
+    drop_storage(tenant)
+    with transaction.atomic(using=tenant.database):
+        provisioning.create_schema(tenant.db_schema, tenant.database, owner_of(tenant))
+
+
+def _foreign_keys_to_auth_user(tenant: Customer) -> int:
+    with connections[tenant.database].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass "
+            "AND confrelid = 'auth_user'::regclass",
+            [f'"{tenant.db_schema}"."testapp_project"'],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_sql_recorded_on_one_database_is_never_replayed_on_another(two_databases):
+    """Migration SQL recorded on a tenant of another database has no foreign keys to
+    shared tables (they are not there); replayed on a tenant of the shared database it
+    would leave its foreign keys out, and ON DELETE SET NULL would never happen."""
+    remote = place("replay_remote", database="other")
+    local = place("replay_local", database="default")
+    _emptied(remote), _emptied(local)
+    migration_plan().compiled.clear()
+    assert executor.migrate_schema(remote.db_schema, "other")
+    assert executor.migrate_schema(local.db_schema, "default")
+    assert _foreign_keys_to_auth_user(remote) == 0
+    assert _foreign_keys_to_auth_user(local) >= 2  # owner (SET NULL) and sponsor (CASCADE)
+    user = User.objects.create(username="leaver")
+    project = Project.for_tenant(local).objects.create(name="p", owner=user)
+    user.delete()
+    project.refresh_from_db()
+    assert project.owner_id is None
+
+
+def test_a_transient_failure_in_a_batch_is_sent_again_to_its_databases_queue(
+    two_databases, settings, monkeypatch
+):
+    tenant = place("flaky_remote", database="other")
+    Customer.objects.filter(pk=tenant.pk).update(migrations_digest="0" * 32)
+    settings.TENANCY_CELERY_QUEUE = "tenancy-{database}"
+    sent = []
+
+    def publish(task, args, *, database=None):
+        sent.append((task.name, args, dispatch.queue_for(database)))
+        return True
+
+    def unreachable(schema, using, **kwargs):
+        raise OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(dispatch, "publish", publish)
+    monkeypatch.setattr(executor, "migrate_schema", unreachable)
+    results = migrate.migrate_tenants([tenant.pk])
+    assert results == {tenant.pk: "retry"}
+    assert sent == [("tenancy.migrate_tenant", (tenant.pk,), "tenancy-other")]

@@ -1,6 +1,7 @@
 """The lifecycle in eager mode (TENANCY_EAGER): create provisions, delete drops."""
 
 import pytest
+from celery.signals import task_prerun
 
 from tenancy._primitives import storage
 from tenancy.exceptions import TenantNotReady
@@ -99,3 +100,33 @@ def test_lifecycle_signals_carry_the_tenant(make_tenant):
         ("provisioned", Customer, "tenant_signalled"),
         ("dropped", Customer, "tenant_signalled"),
     ]
+
+
+def test_eager_mode_runs_the_celery_tasks_themselves(make_tenant):
+    """TENANCY_EAGER runs the same task code as a worker (Celery's apply()), not a copy
+    of it: the task's own signals fire, with the task's name."""
+    ran = []
+
+    def record(sender=None, task=None, **kwargs):
+        ran.append(task.name)
+
+    task_prerun.connect(record, weak=False)
+    try:
+        tenant = make_tenant("through_celery")
+        tenant.delete()
+    finally:
+        task_prerun.disconnect(record)
+    assert ran == ["tenancy.provision_tenant", "tenancy.drop_tenant"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_failure_is_kept_on_the_tenant_not_raised_into_the_signup(monkeypatch):
+    """As with a worker: the signup returns, the tenant is failed with its error."""
+
+    def broken(schema, using, owner, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("tenancy._orchestration.building.build", broken)
+    tenant = Customer.objects.create(name="unlucky")
+    tenant.refresh_from_db()
+    assert tenant.state == TenantState.FAILED and "disk full" in tenant.last_error

@@ -111,3 +111,15 @@ def test_two_keys_that_normalise_alike_both_get_a_schema(settings):
     first = Customer.objects.create(name="Acme Corp")
     second = Customer.objects.create(name="acme corp")
     assert first.db_schema != second.db_schema
+
+
+def test_saving_an_instance_read_before_provisioning_never_undoes_the_ready_state(make_tenant):
+    """A signup view keeps the instance it created (state "pending") and saves it again
+    after a worker provisioned the tenant: save() writes the user's fields only."""
+    customer = Customer.objects.create(name="acme")  # eager: ready in the row, not here
+    assert customer.state == TenantState.PENDING
+    customer.name = "acme corp"
+    customer.save()
+    stored = Customer.objects.get(pk=customer.pk)
+    assert (stored.name, stored.state) == ("acme corp", TenantState.READY)
+    assert stored.migrations_digest

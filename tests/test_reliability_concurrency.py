@@ -288,3 +288,42 @@ def test_tenancy_migrate_during_an_old_workers_provisioning_ends_with_the_tenant
         old_worker.stop()
         if new_worker is not None:
             new_worker.stop()
+
+
+def test_tenancy_migrate_stops_at_once_when_its_workers_run_an_older_release(
+    shop_postgresql,  # noqa: F811 - the fixture imported above
+):
+    """A deploy ships migration 0002, but the workers were not restarted: they still run
+    the previous code. Each batch carries the plan the command expects; the old worker
+    migrates nothing, answers that it is on another version, and the command exits
+    non-zero naming it, instead of waiting for its timeout."""
+    shop = shop_postgresql
+    queue = f"shop-stale-{os.getpid()}"
+    shop.run("makemigrations", "shop")
+    shop.run("migrate")
+    old_worker = _shop_worker(shop, 1, queue)
+    try:
+        shop.env["TENANCY_CELERY_QUEUE"] = queue
+        shop.run("createtenant", "name=alpha", "--wait", "60")
+        before = _shop_state(shop, "alpha")
+        shop.stage = 2  # the new release: its shared migrate ran, its workers did not start
+        shop.run("makemigrations", "shop")
+        shop.run("migrate")
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "django", "tenancy_migrate", "--timeout", "120"],
+            cwd=ROOT,
+            env={**shop.env, "SHOP_STAGE": "2"},
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        took = time.monotonic() - started
+    finally:
+        old_worker.stop()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "1 worker(s) run another version of the code" in output, output
+    assert "Restart them on the new code" in output
+    assert took < 60, f"the command took {took:.0f}s: it waited instead of stopping"
+    assert _shop_state(shop, "alpha") == before  # the old worker migrated nothing

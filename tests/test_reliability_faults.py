@@ -10,6 +10,7 @@ of its own). See RELIABILITY.md.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import psycopg2
 import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from tenancy import lifecycle, tasks
@@ -546,3 +548,52 @@ def test_a_raising_provisioned_receiver_in_a_worker_cannot_undo_or_fail_the_prov
     assert "raised unexpected" not in output and "Retry in" not in output
     assert output.count("tenancy.provision_tenant") and output.count("'ready'") == 2
     _assert_nothing_lost()
+
+
+# -- the broker restarted under a waiting tenancy_migrate --
+
+
+def test_a_broker_restart_during_tenancy_migrate_fails_no_tenant(workers, broker, settings):
+    """Redis restarts (3 s, empty) while tenancy_migrate still has batches to send: the
+    sends that fail are retried with backoff, the batches lost with the old Redis are
+    sent again, and the command ends with every tenant migrated."""
+    tenants, full = _outdated_fleet(8, "blip")
+    worker = workers(_queue("blip"))
+    _use(settings, worker)
+    outcome: dict[str, object] = {}
+    thread = _rollout_thread(outcome, concurrency=1, batch_size=2, timeout=120, grace=2)
+    blocker = hold_tenant_ddl()
+    try:
+        thread.start()
+        wait_for(waiting_on_auth_user, 30, "the first batch to be mid-migration")
+        broker.stop()
+        release_tenant_ddl(blocker)
+        blocker = None
+        time.sleep(3)
+    finally:
+        if blocker is not None:
+            release_tenant_ddl(blocker)
+        broker.start()
+    if not worker.alive():  # Celery can exit when Redis goes mid-ack; a supervisor restarts it
+        workers(worker.queue)
+    thread.join(timeout=150)
+    assert "error" not in outcome, outcome
+    report = outcome["report"]
+    assert [(o.name, o.detail) for o in report.failed] == []
+    assert sorted(o.pk for o in report.succeeded) == sorted(t.pk for t in tenants)
+    _assert_nothing_lost(full)
+
+
+def test_tenancy_migrate_no_wait_reports_the_sends_that_failed(broker, make_tenant, settings):
+    tenants = [make_tenant(f"unsent{n}") for n in range(3)]
+    Customer.objects.filter(pk__in=[t.pk for t in tenants]).update(migrations_digest=OLD_DIGEST)
+    settings.TENANCY_EAGER = False
+    settings.TENANCY_CELERY_QUEUE = _queue("unsent")
+    broker.stop()
+    try:
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="Could not send the migration of 3 tenant"):
+            call_command("tenancy_migrate", "--no-wait", stdout=out)
+    finally:
+        broker.start()
+    assert "Enqueued 0 tenant migration(s)." in out.getvalue()

@@ -140,8 +140,8 @@ def _recipe(template: type[models.Model], fld: models.Field, table: str) -> Fiel
     if fld.many_to_many:
         through = kwargs.get("through")
         if through is None:
-            m2m_declared = bool(fld.db_table)
-            m2m_table = fld.db_table or truncate_name(
+            m2m_declared = bool(fld.db_table)  # type: ignore[attr-defined]  # stubs omit it
+            m2m_table = fld.db_table or truncate_name(  # type: ignore[attr-defined]  # stubs omit it
                 f"{table}_{fld.name}", connections["default"].ops.max_name_length()
             )
             kwargs.pop("db_table", None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps as global_apps
 from django.db import models
@@ -83,13 +83,17 @@ class SplitManagerMixin:
     related_val: tuple[Any, ...]
     prefetch_cache_name: str
 
+    if TYPE_CHECKING:
+        # Django's ManyRelatedManager's, after this mixin in the MRO.
+        def get_queryset(self) -> models.QuerySet[Any]: ...
+
     def _target_lookup(self) -> str:
         return f"{self.target_field.target_field.attname}__in"
 
     def _apply_rel_filters(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
-        queryset._add_hints(instance=self.instance)
+        queryset._add_hints(instance=self.instance)  # type: ignore[attr-defined]  # private API, as Django's
         queryset = queryset.using(self.shared_database)
-        queryset._defer_next_filter = True
+        queryset._defer_next_filter = True  # type: ignore[attr-defined]  # private API, as Django's
         return queryset.filter(**{self._target_lookup(): ThroughIds(self)})
 
     def using(self, alias: str) -> models.QuerySet[Any]:
@@ -98,7 +102,7 @@ class SplitManagerMixin:
         Django's ``set()`` asks for them ``using`` the through table's
         database, where the shared table is not.
         """
-        return self.get_queryset()  # type: ignore[attr-defined, no-any-return]
+        return self.get_queryset()
 
     def get_prefetch_querysets(
         self, instances: list[models.Model], querysets: list[Any] | None = None
@@ -118,9 +122,9 @@ class SplitManagerMixin:
             )
         )
         # Without one given: the related model's own queryset, without this manager's filter.
-        own = super(self.django_manager, self)  # type: ignore[misc]
+        own = cast("models.Manager[Any]", super(self.django_manager, self))
         queryset = querysets[0] if querysets else own.get_queryset()
-        queryset = queryset.using(queryset._db or self.shared_database)
+        queryset = queryset.using(queryset._db or self.shared_database)  # type: ignore[union-attr]  # private API, as Django's
         wanted = {target for _, target in pairs}
         key = self.target_field.target_field.attname
         found = {getattr(row, key): row for row in queryset.filter(**{f"{key}__in": wanted})}

@@ -13,11 +13,14 @@ proxy with ``Meta.proxy = True``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
 from django.db import models
-from django.db.models.base import ModelBase, subclass_exception
+from django.db.models.base import (  # type: ignore[attr-defined]  # private API
+    ModelBase,
+    subclass_exception,
+)
 from django.db.models.manager import ManagerDescriptor
 
 from tenancy._primitives.markers import (
@@ -72,7 +75,14 @@ class _DefaultManagerGuard:
 class TenantModelBase(ModelBase):
     """Metaclass of ``TenantModel``: turns each concrete-looking subclass into a template."""
 
-    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any], **kwargs: Any):
+    # Set by __new__ on every template.
+    _tenancy_parent: type | None
+    _tenancy_proxy: bool
+    _tenancy_own_fields: frozenset[str]
+
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any], **kwargs: Any
+    ) -> TenantModelBase:
         if TENANT_ATTR in attrs or not any(isinstance(b, TenantModelBase) for b in bases):
             # A tenant's class built by the factory, or TenantModel itself.
             return super().__new__(mcs, name, bases, attrs, **kwargs)
@@ -94,8 +104,9 @@ class TenantModelBase(ModelBase):
             )
         attrs["Meta"] = _template_meta(meta, bases, parents, attrs["__module__"])
         cls = super().__new__(mcs, name, bases, attrs, **kwargs)
+        model = cast("type[models.Model]", cls)  # this metaclass only builds models
         parent = parents[0] if parents else None
-        own = _own_field_names(cls, parent)
+        own = _own_field_names(model, parent)
         if proxy and own:
             raise TenantModelDefinitionError(
                 f"Proxy tenant model {name} declares fields ({', '.join(sorted(own))}); "
@@ -106,10 +117,10 @@ class TenantModelBase(ModelBase):
         cls._tenancy_proxy = proxy
         cls._tenancy_own_fields = own
         if proxy:
-            _strip_inherited_fields(cls, own)
-        _add_exceptions(cls, parent)
-        _guard_managers(cls)
-        TEMPLATES[cls._meta.label_lower] = cls
+            _strip_inherited_fields(model, own)
+        _add_exceptions(model, parent)
+        _guard_managers(model)
+        TEMPLATES[model._meta.label_lower] = model
         return cls
 
 
@@ -126,14 +137,14 @@ def _template_meta(
     return type("Meta", (meta,) if meta is not None else (), body)
 
 
-def _own_field_names(cls: type, parent: type | None) -> frozenset[str]:
+def _own_field_names(cls: type[models.Model], parent: type[models.Model] | None) -> frozenset[str]:
     names = {f.name for f in (*cls._meta.local_fields, *cls._meta.local_many_to_many)}
     if parent is not None:
         names -= {f.name for f in (*parent._meta.local_fields, *parent._meta.local_many_to_many)}
     return frozenset(names)
 
 
-def _strip_inherited_fields(cls: type, own: frozenset[str]) -> None:
+def _strip_inherited_fields(cls: type[models.Model], own: frozenset[str]) -> None:
     """Drop the parent's fields that Django copied into a proxy template.
 
     Django copies an abstract parent's fields into its children; a proxy's
@@ -148,10 +159,10 @@ def _strip_inherited_fields(cls: type, own: frozenset[str]) -> None:
                 delattr(cls, attr)
     opts.local_fields = [f for f in opts.local_fields if f.name in own]
     opts.local_many_to_many = [f for f in opts.local_many_to_many if f.name in own]
-    opts._expire_cache()
+    opts._expire_cache()  # type: ignore[attr-defined]  # private API
 
 
-def _add_exceptions(cls: type, parent: type | None) -> None:
+def _add_exceptions(cls: type[models.Model], parent: type[models.Model] | None) -> None:
     """Give the template the exceptions that Django only gives concrete models."""
     module = cls.__module__
     for name, root in (
@@ -162,7 +173,7 @@ def _add_exceptions(cls: type, parent: type | None) -> None:
         setattr(cls, name, subclass_exception(name, (base,), module, attached_to=cls))
 
 
-def _guard_managers(cls: type) -> None:
+def _guard_managers(cls: type[models.Model]) -> None:
     for manager in cls._meta.local_managers:
         setattr(cls, manager.name, TemplateManagerDescriptor(manager))
 

@@ -7,10 +7,12 @@ at start-up instead of failing later inside a request or a worker.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.db.models import ForeignObjectRel
 
 from tenancy._classes.blueprints import resolve_label
 from tenancy._classes.registry import TEMPLATES, is_template
@@ -28,10 +30,11 @@ def check_template_relations(templates: Iterable[type[models.Model]]) -> None:
         for field in (*template._meta.local_fields, *template._meta.local_many_to_many):
             if not field.is_relation:
                 continue
-            target = resolve_label(template, field.remote_field.model)
+            rel = cast(ForeignObjectRel, field.remote_field)  # set on every relation
+            target = resolve_label(template, rel.model)
             if target is None or is_template(target):
                 continue
-            name = field.remote_field.related_name or template._meta.default_related_name
+            name = rel.related_name or template._meta.default_related_name
             if name and (name.endswith("+") or "%(class)s" in name):
                 continue
             raise ImproperlyConfigured(

@@ -126,7 +126,7 @@ def _runs_python(operation: Any) -> bool:
     if isinstance(operation, RunPython):
         return True
     inner = getattr(operation, "database_operations", None)
-    return bool(inner) and any(_runs_python(op) for op in inner)
+    return bool(inner and any(_runs_python(op) for op in inner))
 
 
 def tenant_models_in(state: ProjectState) -> list[ModelState]:

@@ -38,6 +38,7 @@ from tenancy._primitives.states import (
     is_current,
     lock_key,
 )
+from tenancy.exceptions import ForeignObject, TenancyError
 
 
 def migrate_tenant(pk: Any, *, final: bool = True) -> Result:
@@ -76,13 +77,18 @@ def _migrate_held(model: Any, pk: Any, held: locks.Held, the_plan: Plan, *, fina
     if is_current(tenant.state, tenant.migrations_digest, the_plan.digest):
         return Result.CURRENT
     owner = ownership.tenant_owner(tenant.incarnation)
-    if not ownership.owns_schema(tenant.db_schema, tenant.database, owner):
+    found = ownership.schema_owner(tenant.db_schema, tenant.database)
+    if not found.exists and tenant.state == FAILED:
         # Failed before its storage was built: provisioning builds the current state.
         advance(tenant, PENDING, tenant.last_error, expect=(FAILED,))
         return provision_held(model, pk, held, final=final)
     alias = shared.database()
     started = time.monotonic()
     try:
+        if not found.exists:
+            raise StorageMissing(tenant.db_schema, tenant.database)
+        if found.owner != owner:
+            raise ForeignObject("schema", tenant.db_schema, tenant.database, found.owner)
         same = tenant.database == alias
         with ddl_transaction(alias) if same else contextlib.nullcontext():
             applied = executor.migrate_schema(tenant.db_schema, tenant.database)
@@ -98,6 +104,18 @@ def _migrate_held(model: Any, pk: Any, held: locks.Held, the_plan: Plan, *, fina
         "migrated: %d migration(s) in %.1f ms", len(applied), (time.monotonic() - started) * 1000
     )
     return Result.MIGRATED
+
+
+class StorageMissing(TenancyError, LookupError):
+    """A built tenant's schema is not there: a restore, a manual drop. Never rebuilt
+    silently (its data would be gone): the tenant is marked failed with this error."""
+
+    def __init__(self, schema: str, database: str) -> None:
+        super().__init__(
+            f"The schema {schema!r} of this tenant is missing on database {database!r}; "
+            "nothing was migrated. See `manage.py tenancy_reconcile --check`: `--repair` "
+            "builds it again, empty (restore its data from a backup)."
+        )
 
 
 def migrate_tenants(

@@ -38,9 +38,11 @@ def enabled(database: str) -> bool:
 def claim(schema: str, database: str, owner: str) -> bool:
     """Rename a current pooled schema to ``schema`` and give it to ``owner``.
 
-    In the caller's transaction (on the shared database, which must also be
-    ``database``: the claim, the rename and the tenant's ready state commit
-    together). Returns False, doing nothing, when no current pooled schema is free.
+    The pool entry is taken in the caller's transaction on the shared database,
+    the rename in the caller's transaction on ``database`` (one and the same
+    where they are one database: then the claim, the rename and the tenant's
+    ready state commit together). Returns False, doing nothing, when no current
+    pooled schema is free.
     """
     if not enabled(database):
         return False

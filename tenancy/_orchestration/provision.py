@@ -118,18 +118,30 @@ def provision_held(model: Any, pk: Any, held: locks.Held, *, final: bool) -> Res
 
 
 def _claim_pooled(tenant: Any, owner: str, held: locks.Held) -> bool | None:
-    """Hand out a pooled schema; return None when none is free (or the pool is off)."""
+    """Hand out a pooled schema; return None when none is free (or the pool is off).
+
+    Where the schema and the row share a database, the claim, the rename and the
+    ready state commit in one transaction. On another database the rename commits
+    there first, marked as the tenant's: a crash before the row commits leaves the
+    tenant's own schema, which the retry finds and finishes, as after a build.
+    """
+    if not pool.enabled(tenant.database) or ownership.owns_schema(
+        tenant.db_schema, tenant.database, owner
+    ):
+        return None  # no pool, or the tenant's own schema stands: the build path finishes
     alias = shared.database()
-    if tenant.database != alias or not pool.enabled(tenant.database):
-        return None
+    same = tenant.database == alias
     with ddl_transaction(alias):
-        if not pool.claim(tenant.db_schema, tenant.database, owner):
-            return None
+        with ddl_transaction(tenant.database) if not same else contextlib.nullcontext():
+            if not pool.claim(tenant.db_schema, tenant.database, owner):
+                return None
         held.ensure()
-        if not advance(tenant, READY, **current_fields()):
-            transaction.set_rollback(True, using=alias)
-            return False
-    return True
+        if advance(tenant, READY, **current_fields()):
+            return True
+        transaction.set_rollback(True, using=alias)
+    if not same:
+        provisioning.drop_schema(tenant.db_schema, tenant.database, owner)
+    return False
 
 
 def _build(tenant: Any, owner: str, held: locks.Held) -> bool:

@@ -103,7 +103,7 @@ def is_free(name: str, database: str) -> bool:
     alias = shared.database()
     connection = connections[alias]
     checks = [_in_bookkeeping()]
-    params: list[object] = [name, name, name]
+    params: list[str] = [name, name, name]
     schemas = storage.uses_schemas(connection)
     if schemas and database == alias:
         checks.append(_IN_CATALOG)

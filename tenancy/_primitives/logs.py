@@ -43,7 +43,7 @@ def current() -> dict[str, str]:
     return dict(_fields.get())
 
 
-class ContextLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class ContextLogger(logging.LoggerAdapter):
     """Prefix each message with the bound fields: ``[tenant=acme schema=tenant_acme task=…]``."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:

@@ -193,7 +193,7 @@ def _terminated(raw: Any) -> bool:
     Nothing can follow a FATAL, so the last notice tells.
     """
     notices = getattr(raw, "notices", None)
-    return bool(notices) and str(notices[-1]).startswith("FATAL")
+    return bool(notices and str(notices[-1]).startswith("FATAL"))
 
 
 def _forget(raw: Any, owned: bool, using: str) -> None:

@@ -7,7 +7,7 @@ tenant model. Every layer asks this module, so there is one definition of it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
@@ -15,6 +15,13 @@ from django.db import router
 
 from tenancy._primitives import conf
 from tenancy._primitives.markers import is_abstract_tenant_subclass
+
+if TYPE_CHECKING:
+
+    class _NaturallyKeyed(Protocol):
+        """What this module needs of an ``AbstractTenant`` subclass (not imported: a cycle)."""
+
+        def natural_key(self) -> tuple[Any, ...]: ...
 
 
 def tenant_model() -> Any:
@@ -42,7 +49,7 @@ def check_tenant_model(model: type, label: str) -> Any:
             f"TENANCY_TENANT_MODEL refers to {label!r}, which is not a subclass of "
             "tenancy.models.AbstractTenant: derive the tenant model from it."
         )
-    if getattr(model.natural_key, "_tenancy_undefined", False):
+    if getattr(cast("type[_NaturallyKeyed]", model).natural_key, "_tenancy_undefined", False):
         raise ImproperlyConfigured(
             f"{label} does not define natural_key(): add one returning the tuple that "
             "names each tenant, e.g. `def natural_key(self): return (self.name,)`."

@@ -100,8 +100,8 @@ def held_by_worker(tenant: Any, using: str) -> bool:
 
     ``using`` is the shared database, where the locks are taken.
     """
-    incarnation = getattr(tenant, "incarnation", None)
-    return bool(incarnation) and locks.is_held(lock_key(incarnation), using)
+    incarnation: str | None = getattr(tenant, "incarnation", None)
+    return bool(incarnation and locks.is_held(lock_key(incarnation), using))
 
 
 class Result(StrEnum):
