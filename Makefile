@@ -4,7 +4,7 @@
 #
 #   make demo   run the example project (SQLite, in-process worker on the memory broker; no services)
 #   make test   run the suite on PostgreSQL, then on SQLite; fails if either leg fails
-#   make lint   ruff + mypy
+#   make lint   ruff check, ruff format --check and mypy (the pinned .[lint] extra)
 #   make test-django6   the same two legs on Django 6.x in ./.venv-django6 (Python >= 3.12,
 #                       found through pyenv or the PATH; skipped with a message if there is none)
 
@@ -103,6 +103,7 @@ test-django6:
 
 lint: $(LINT_STAMP)
 	$(RUN) $(PY) -m ruff check tenancy tests worker
+	$(RUN) $(PY) -m ruff format --check tenancy tests worker
 	$(RUN) $(PY) -m mypy
 
 clean:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tenancy._primitives.shared import tenant_model
-
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant
 
@@ -28,14 +26,17 @@ def get_tenant_model() -> type[AbstractTenant]:
     names a model that is not installed, or one that is not an
     ``AbstractTenant`` subclass with a ``natural_key()``.
     """
+    # Imported on first use, as the class machinery below: Django imports this
+    # package before its app registry is ready, and migration files import
+    # tenancy.state, which must stay free of the rest.
+    from tenancy._primitives.shared import tenant_model
+
     model: Any = tenant_model()
     return model
 
 
 def clear_cache() -> None:
     """Forget every tenant's model classes cached in this process."""
-    # The class machinery is imported on first use, not with the package: Django
-    # imports this package before its app registry is ready.
     from tenancy._classes import cache
 
     cache.clear_cache()

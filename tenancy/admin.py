@@ -35,13 +35,19 @@ from tenancy._orchestration.transitions import describe
 from tenancy._primitives import conf, jobs, shared, states, storage
 from tenancy.models import LIFECYCLE_FIELDS, AbstractTenant, TenantState, Tombstone
 
-__all__ = ["TenantAdmin", "TenantAdminMixin", "TombstoneAdmin", "natural_key_fields"]
+__all__ = [
+    "TenantAdmin",
+    "TenantAdminMixin",
+    "TombstoneAdmin",
+    "delete_selected_tenants",
+    "natural_key_fields",
+]
 
 logger = logging.getLogger("tenancy.admin")
 
 
 #: Background and text colour of each state's badge: green, amber, red.
-BADGE_COLOURS = {
+BADGE_COLOURS: dict[str, tuple[str, str]] = {
     TenantState.READY: ("#2e7d32", "#ffffff"),
     TenantState.PENDING: ("#f0a202", "#1a1a1a"),
     TenantState.PROVISIONING: ("#f0a202", "#1a1a1a"),
@@ -81,7 +87,7 @@ def natural_key_fields(model: type[models.Model]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class SchemaDrop:
+class _SchemaDrop:
     """What deleting one tenant destroys, as the delete confirmation tells it."""
 
     tenant: AbstractTenant
@@ -105,9 +111,9 @@ class SchemaDrop:
         )
 
 
-def schema_drops(tenants: Iterable[AbstractTenant]) -> list[SchemaDrop]:
+def _schema_drops(tenants: Iterable[AbstractTenant]) -> list[_SchemaDrop]:
     """Return what deleting ``tenants`` drops, one entry per tenant."""
-    return [SchemaDrop(t, t.db_schema, t.database, str(t.pk)) for t in tenants]
+    return [_SchemaDrop(t, t.db_schema, t.database, str(t.pk)) for t in tenants]
 
 
 @admin.action(
@@ -120,7 +126,7 @@ def delete_selected_tenants(
     """Django's bulk delete, whose confirmation page lists the schemas to be dropped."""
     response = delete_selected(modeladmin, request, queryset)
     if isinstance(response, TemplateResponse) and response.context_data is not None:
-        response.context_data["tenancy_drops"] = schema_drops(queryset)
+        response.context_data["tenancy_drops"] = _schema_drops(queryset)
     return response
 
 
@@ -318,20 +324,20 @@ class TenantAdminMixin(_AdminBase):
 
     def render_delete_form(self, request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
         tenant = context.get("object")
-        context["tenancy_drops"] = schema_drops([tenant]) if tenant is not None else []
+        context["tenancy_drops"] = _schema_drops([tenant]) if tenant is not None else []
         return super().render_delete_form(request, context)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        drops = schema_drops([obj])
+        drops = _schema_drops([obj])
         super().delete_model(request, obj)
         self._report_drops(request, drops)
 
     def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet) -> None:
-        drops = schema_drops(queryset)
+        drops = _schema_drops(queryset)
         super().delete_queryset(request, queryset)
         self._report_drops(request, drops)
 
-    def _report_drops(self, request: HttpRequest, drops: list[SchemaDrop]) -> None:
+    def _report_drops(self, request: HttpRequest, drops: list[_SchemaDrop]) -> None:
         """Say, once the deletion commits, which schemas were dropped or are queued."""
         alias = shared.database()
         drops = [drop for drop in drops if drop.schema]
@@ -373,7 +379,7 @@ class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
     """The tenant model's ``ModelAdmin``: ``admin.site.register(Customer, TenantAdmin)``."""
 
 
-class DropStatusFilter(admin.SimpleListFilter):
+class _DropStatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
 
@@ -401,7 +407,7 @@ class TombstoneAdmin(admin.ModelAdmin):
         "attempts",
         "short_error",
     )
-    list_filter = (DropStatusFilter, "database")
+    list_filter = (_DropStatusFilter, "database")
     search_fields = ("schema", "tenant_repr")
     date_hierarchy = "deleted_at"
 

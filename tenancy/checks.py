@@ -1,7 +1,7 @@
 """System checks of the configuration (``manage.py check``), each with a stable ID and a hint.
 
 The structural problems (E001 to E004) also raise ``ImproperlyConfigured`` in
-``AppConfig.ready()`` (see :mod:`tenancy.validation`); the checks report them
+``AppConfig.ready()`` (see ``tenancy._classes.validation``); the checks report them
 too, so ``manage.py check --tag tenancy`` and a test calling a check function
 with ``override_settings`` see every problem, each as one message:
 
@@ -130,7 +130,7 @@ def check_relations(app_configs: Sequence[AppConfig] | None = None, **_: Any) ->
 def relation_errors(
     templates: Iterable[type[models.Model]], shared_models: Iterable[type[models.Model]]
 ) -> list[CheckMessage]:
-    """Return one tenancy.E004 per model with a relation :mod:`tenancy.validation` refuses."""
+    """Return one tenancy.E004 per model with a relation the start-up validation refuses."""
     rules: list[tuple[Iterable[type[models.Model]], Callable[[Any], None], str]] = [
         (
             templates,
@@ -254,7 +254,7 @@ def check_databases(app_configs: Sequence[AppConfig] | None = None, **_: Any) ->
     """tenancy.E007: ``TENANCY_DATABASES`` names an alias that ``DATABASES`` lacks."""
     if not hasattr(settings, "TENANCY_DATABASES"):
         return []
-    aliases = settings.TENANCY_DATABASES
+    aliases = getattr(settings, "TENANCY_DATABASES", None)  # django-stubs: not in every project
     if isinstance(aliases, str) or not isinstance(aliases, Iterable):
         return [
             Error(

@@ -14,10 +14,13 @@ __all__ = [
     "ForeignObject",
     "InvalidTenantKey",
     "LockLost",
+    "MoveError",
     "PlacementError",
+    "StorageMissing",
     "TemplateModelUsed",
     "TenancyError",
     "TenantDeleted",
+    "TenantMigrationError",
     "TenantModelDefinitionError",
     "TenantNotReady",
 ]
@@ -96,6 +99,34 @@ class LockLost(TenancyError, ConnectionError):
 
 class PlacementError(TenancyError, ValueError):
     """A tenant was placed on a database that cannot hold tenants."""
+
+
+class MoveError(TenancyError, RuntimeError):
+    """A tenant could not be moved to another database; it stays where it was, writable."""
+
+
+class TenantMigrationError(TenancyError, RuntimeError):
+    """A migration failed inside one tenant; nothing of it was applied there."""
+
+    def __init__(self, schema: str, key: tuple[str, str], error: BaseException) -> None:
+        self.schema, self.key, self.error = schema, key, error
+        super().__init__(f"{key[0]}.{key[1]} failed for {schema}: {type(error).__name__}: {error}")
+
+
+class StorageMissing(TenancyError, LookupError):
+    """A built tenant's schema is not there (a restore, a manual drop).
+
+    Never rebuilt silently, since its data would be gone: the tenant is marked
+    failed with this error.
+    """
+
+    def __init__(self, schema: str, database: str) -> None:
+        self.schema, self.database = schema, database
+        super().__init__(
+            f"The schema {schema!r} of this tenant is missing on database {database!r}; "
+            "nothing was migrated. See `manage.py tenancy_reconcile --check`: `--repair` "
+            "builds it again, empty (restore its data from a backup)."
+        )
 
 
 class InvalidTenantKey(TenancyError, ValidationError):

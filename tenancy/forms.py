@@ -26,9 +26,11 @@ from tenancy._classes.registry import is_template, template_of
 from tenancy.exceptions import TemplateModelUsed
 
 if TYPE_CHECKING:
+    from django.forms.models import ModelFormOptions
+
     from tenancy.models import AbstractTenant
 
-__all__ = ["TenantModelForm", "tenant_modelform_factory"]
+__all__ = ["TenantModelForm", "TenantModelFormMetaclass", "tenant_modelform_factory"]
 
 
 class TenantModelFormMetaclass(ModelFormMetaclass):
@@ -39,10 +41,14 @@ class TenantModelFormMetaclass(ModelFormMetaclass):
     fields of a template's form are built by ``tenant_modelform_factory``.
     """
 
+    # What the classes this metaclass builds have (Django's ModelFormMetaclass sets ``_meta``).
+    Meta: type
+    _meta: ModelFormOptions[Any]
+
     def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> type:
         meta: Any = attrs.get("Meta") or next((b.Meta for b in bases if hasattr(b, "Meta")), None)
-        template = getattr(meta, "model", None)
-        if not is_template(template):
+        template: type | None = getattr(meta, "model", None)
+        if template is None or not is_template(template):
             return super().__new__(mcs, name, bases, attrs)
         attrs["Meta"] = type("Meta", (meta,), {"model": None})
         form = super().__new__(mcs, name, bases, attrs)

@@ -1,9 +1,12 @@
 """The tenant lifecycle as plain functions, for scripts, shells and tests.
 
 Each is what one Celery task runs (see :mod:`tenancy.tasks`), callable
-directly: safe to run twice or concurrently, it returns a
-:class:`~tenancy.lifecycle.Result` and raises what failed (after keeping it
-on the tenant). Example::
+directly and safe to run twice or concurrently: ``provision_tenant``,
+``migrate_tenant`` and ``drop_tombstone`` return a :class:`Result` and raise
+what failed (after keeping it on the tenant or tombstone); ``migrate_tenants``
+returns each tenant's ``Result``; ``reconcile`` a :class:`ReconcileReport`;
+``retry_failed`` the tenants it retried and the errors of those that failed
+again inline. Example::
 
     from tenancy import lifecycle
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from tenancy._orchestration.migrate import migrate_tenant, migrate_tenants
 from tenancy._orchestration.provision import provision_tenant, retry
-from tenancy._orchestration.reconcile import ReconcileReport, reconcile
+from tenancy._orchestration.reconcile import ReconcileReport, reconcile, retry_failed
 from tenancy._orchestration.tombstones import drop as drop_tombstone
 from tenancy._primitives.states import Result
 
@@ -29,4 +32,5 @@ __all__ = [
     "provision_tenant",
     "reconcile",
     "retry",
+    "retry_failed",
 ]

@@ -24,7 +24,7 @@ hit in the per-process class cache.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -42,11 +42,29 @@ from tenancy.exceptions import TenantDeleted, TenantNotReady
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant
 
+    class TenantRequest(HttpRequest):
+        """A request that went through :class:`TenantMiddleware` (for type checking only)."""
+
+        tenant: AbstractTenant | None
+
+
+__all__ = [
+    "NOT_READY_TEMPLATE",
+    "TenantMiddleware",
+    "by_natural_key",
+    "is_public_host",
+    "lookup",
+    "not_ready_response",
+    "request_host",
+    "resolve",
+    "subdomain_key",
+]
+
 #: The template of the 503 page; a project overrides it in its own templates.
 NOT_READY_TEMPLATE = "tenancy/not_ready.html"
 
 #: The 503 page used when no template engine provides ``NOT_READY_TEMPLATE``.
-FALLBACK_PAGE = """<!DOCTYPE html>
+_FALLBACK_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -74,7 +92,7 @@ class TenantMiddleware:
 
     Raises ``Http404`` for a tenant that does not exist; answers 503 for one
     that is not ready; sets ``request.tenant = None`` when the request names
-    no tenant. Settings are read at each request (see :mod:`tenancy.conf`).
+    no tenant. Settings are read at each request (see docs/settings.md).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -82,7 +100,7 @@ class TenantMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         tenant = resolve(request)
-        request.tenant = tenant
+        cast("TenantRequest", request).tenant = tenant
         if tenant is not None and tenant.state != TenantState.READY:
             response = not_ready_response(request, tenant)
         else:
@@ -206,9 +224,9 @@ def not_ready_response(request: HttpRequest, tenant: AbstractTenant) -> HttpResp
     retry_after = None if failed else conf.retry_after()
     context = {"tenant": tenant, "failed": failed, "retry_after": retry_after}
     try:
-        content = loader.render_to_string(NOT_READY_TEMPLATE, context, request)
+        content: str = loader.render_to_string(NOT_READY_TEMPLATE, context, request)
     except TemplateDoesNotExist:
-        content = fallback_page(failed, retry_after)
+        content = _fallback_page(failed, retry_after)
     response = HttpResponse(content, status=503)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
@@ -216,11 +234,11 @@ def not_ready_response(request: HttpRequest, tenant: AbstractTenant) -> HttpResp
     return response
 
 
-def fallback_page(failed: bool, retry_after: int | None) -> str:
+def _fallback_page(failed: bool, retry_after: int | None) -> str:
     """Return the built-in 503 page, for projects without a template engine."""
     title, message = _FAILED if failed else _SETTING_UP
     refresh = f'<meta http-equiv="refresh" content="{retry_after}">\n' if retry_after else ""
-    return FALLBACK_PAGE.format(refresh=refresh, title=escape(title), message=escape(message))
+    return _FALLBACK_PAGE.format(refresh=refresh, title=escape(title), message=escape(message))
 
 
 def _refresh_unless_ready(tenant: AbstractTenant) -> None:

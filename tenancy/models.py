@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 import django
-from django.db import models, transaction
+from django.db import DJANGO_VERSION_PICKLE_KEY, models, transaction
 from django.utils import timezone
 
 from tenancy._classes import cache
@@ -256,12 +256,12 @@ class TenantModel(models.Model, metaclass=TenantModelBase):
         """
         return cache.model_for(cls, tenant)  # type: ignore[return-value]
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         cls = type(self)
         if "_tenancy_schema" not in cls.__dict__:
             return super().__reduce__()
         data = self.__getstate__()
-        data[models.base.DJANGO_VERSION_PICKLE_KEY] = django.__version__
+        data[DJANGO_VERSION_PICKLE_KEY] = django.__version__
         template = template_of(cls)
         bundle = cache.cached(cls._tenancy_schema)  # type: ignore[attr-defined]
         incarnation = bundle.incarnation if bundle is not None else None

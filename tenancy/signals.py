@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
+__all__ = ["provisioning_failed", "tenant_dropped", "tenant_provisioned"]
+
 #: The tenant's schema is built and the tenant is ready; sent after commit,
 #: robustly (a failing receiver is logged and cannot undo the ready state).
 #: Arguments: ``tenant``.

@@ -41,29 +41,29 @@ __all__ = [
 
 logger = logs.get_logger("tenancy.tasks")
 
-TASK_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+_TASK_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(name="tenancy.provision_tenant", **TASK_OPTIONS)
+@shared_task(name="tenancy.provision_tenant", **_TASK_OPTIONS)
 def provision_tenant(self: Task, pk: Any) -> str:
     """Provision one tenant by primary key, retrying transient failures with backoff."""
     return _with_retries(self, provision.provision_tenant, pk)
 
 
-@shared_task(name="tenancy.drop_tenant", **TASK_OPTIONS)
+@shared_task(name="tenancy.drop_tenant", **_TASK_OPTIONS)
 def drop_tenant(self: Task, tombstone_pk: Any) -> str:
     """Drop a deleted tenant's storage, by the id of its tombstone."""
     # On a final failure the tombstone keeps the error; the reconciler tries again later.
     return _with_retries(self, lambda pk, final: tombstones.drop(pk), tombstone_pk)
 
 
-@shared_task(name="tenancy.migrate_tenant", **TASK_OPTIONS)
+@shared_task(name="tenancy.migrate_tenant", **_TASK_OPTIONS)
 def migrate_tenant(self: Task, pk: Any) -> str:
     """Apply the missing migrations to one tenant's schema."""
     return _with_retries(self, migrate.migrate_tenant, pk)
 
 
-@shared_task(name="tenancy.migrate_tenants", **TASK_OPTIONS)
+@shared_task(name="tenancy.migrate_tenants", **_TASK_OPTIONS)
 def migrate_tenants(
     self: Task, pks: list[Any], expect: str | None = None, rollout_id: str = ""
 ) -> dict[str, str]:
@@ -79,26 +79,26 @@ def migrate_tenants(
     return {str(pk): str(result) for pk, result in results.items()}
 
 
-@shared_task(name="tenancy.migrate_all", **TASK_OPTIONS)
+@shared_task(name="tenancy.migrate_all", **_TASK_OPTIONS)
 def migrate_all(self: Task) -> int:
     """Send migrate tasks for every tenant that is not current; return how many were sent."""
     return rollout.enqueue_all().sent
 
 
-@shared_task(name="tenancy.refill_pool", **TASK_OPTIONS)
+@shared_task(name="tenancy.refill_pool", **_TASK_OPTIONS)
 def refill_pool(self: Task, database: str = "default") -> int:
     """Build pooled schemas up to ``TENANCY_POOL_SIZE`` on ``database``."""
     return pool.refill(database)
 
 
-@shared_task(name="tenancy.reconcile", **TASK_OPTIONS)
+@shared_task(name="tenancy.reconcile", **_TASK_OPTIONS)
 def reconcile(self: Task, grace: float | None = None) -> str:
     """Send again what is stuck; meant for Celery beat (see the docs)."""
     return str(reconciler.reconcile(grace=grace))
 
 
 #: The task that carries each lifecycle job.
-TASKS: dict[str, Task] = {
+_TASKS: dict[str, Task] = {
     jobs.PROVISION: provision_tenant,
     jobs.DROP: drop_tenant,
     jobs.MIGRATE: migrate_tenant,
@@ -110,7 +110,7 @@ TASKS: dict[str, Task] = {
 
 def send(job: jobs.Job) -> bool:
     """Send a lifecycle job as its Celery task (inline with ``TENANCY_EAGER``)."""
-    return dispatch.publish(TASKS[job.name], job.args, database=job.database)
+    return dispatch.publish(_TASKS[job.name], job.args, database=job.database)
 
 
 def _with_retries(task: Task, work: Callable[..., Result], pk: Any) -> str:

@@ -13,7 +13,7 @@ Put a mixin before Django's generic view; the tenant comes from
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
@@ -24,7 +24,8 @@ from tenancy._classes.registry import is_template, template_of
 from tenancy.forms import tenant_modelform_factory
 
 if TYPE_CHECKING:
-    from tenancy.models import AbstractTenant
+    from tenancy.middleware import TenantRequest
+    from tenancy.models import AbstractTenant, TenantModel
 
 __all__ = ["TenantMixin", "TenantModelMixin", "TenantObjectMixin"]
 
@@ -41,7 +42,7 @@ class TenantMixin:
         public site), ``ImproperlyConfigured`` without ``TenantMiddleware``.
         """
         try:
-            tenant = self.request.tenant
+            tenant = cast("TenantRequest", self.request).tenant
         except AttributeError:
             raise ImproperlyConfigured(
                 f"{type(self).__name__} needs request.tenant: add "
@@ -91,7 +92,7 @@ class TenantModelMixin(TenantMixin):
             )
         return tenant_modelform_factory(self.get_tenant(), self._template(), fields=fields)
 
-    def _template(self) -> type[models.Model]:
+    def _template(self) -> type[TenantModel]:
         if self.model is None:
             raise ImproperlyConfigured(
                 f"{type(self).__name__} is missing a model: set model to a tenant model "

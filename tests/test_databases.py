@@ -12,6 +12,7 @@ from tenancy._migrating import executor
 from tenancy._migrating.plan import plan as migration_plan
 from tenancy._orchestration import migrate, move, rollout
 from tenancy._primitives import provisioning, storage
+from tenancy.exceptions import MoveError
 from tenancy.models import PoolSchema, TenantState, Tombstone
 from tests.support import drop_raw, drop_storage, owner_of
 from tests.testapp.models import Customer, Project, Report
@@ -207,10 +208,10 @@ def test_a_move_that_fails_half_way_leaves_the_tenant_where_it_was(two_databases
     Project.for_tenant(tenant).objects.create(name="safe")
 
     def lose_rows(out, into, name):
-        raise move.MoveError(f"{name}: 0 rows copied of 1; the move is undone.")
+        raise MoveError(f"{name}: 0 rows copied of 1; the move is undone.")
 
     monkeypatch.setattr(move, "_verify", lose_rows)
-    with pytest.raises(move.MoveError, match="undone"):
+    with pytest.raises(MoveError, match="undone"):
         move.move_tenant(tenant, "other")
     tenant.refresh_from_db()
     assert tenant.database == "default"

@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from tenancy._migrating import executor, recorder
 from tenancy._migrating.plan import plan as migration_plan
 from tenancy._primitives import ownership, provisioning, storage
+from tenancy.exceptions import TenantMigrationError
 from tests.support import drop_storage, owner_of
 from tests.testapp.models import Customer, Project
 
@@ -83,7 +84,7 @@ def test_a_migration_that_fails_leaves_the_tenant_as_it_was(make_tenant, monkeyp
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(recorder, "record", broken)
-    with pytest.raises(executor.TenantMigrationError, match="testapp.0001_initial.*disk full"):
+    with pytest.raises(TenantMigrationError, match="testapp.0001_initial.*disk full"):
         executor.migrate_schema(tenant.db_schema, "default")
     monkeypatch.undo()
     mark = storage.table_name(tenant.db_schema, ownership.OWNER_TABLE, "default")
@@ -120,3 +121,21 @@ def test_run_python_in_a_tenant_migration_queries_the_migrating_database(make_te
     with tenant_migrations("other"):
         assert router.db_for_write(Historical) == "other"
     assert router.db_for_write(Historical) is None or router.db_for_write(Historical) == "default"
+
+
+def test_migrating_a_ready_tenant_whose_schema_is_gone_fails_it_instead_of_rebuilding_it(
+    make_tenant,
+):
+    """A ready tenant's schema dropped by hand (or lost in a restore) is not rebuilt,
+    empty, by the next tenancy_migrate, as if nothing had happened: the tenant is
+    marked failed with an error that says what is missing and how to repair it."""
+    from tenancy import lifecycle
+
+    tenant = make_tenant("vanished")
+    drop_storage(tenant)
+    Customer.objects.filter(pk=tenant.pk).update(migrations_digest="0" * 32)
+    with pytest.raises(Exception, match="is missing"):
+        lifecycle.migrate_tenant(tenant.pk)
+    tenant.refresh_from_db()
+    assert tenant.state == "failed" and "tenancy_reconcile --check" in tenant.last_error
+    assert not storage.schema_exists(tenant.db_schema, "default")

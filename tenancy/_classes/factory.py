@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from django.apps import apps as global_apps
 from django.apps.registry import Apps
@@ -20,7 +20,7 @@ from django.db import models
 from django.db.migrations.state import AppConfigStub
 from django.db.models import signals
 from django.db.models.options import Options, make_immutable_fields_list
-from django.dispatch.dispatcher import Signal, _make_id
+from django.dispatch.dispatcher import Signal, _make_id  # type: ignore[attr-defined]  # private API
 
 from tenancy._classes import crossdb
 from tenancy._classes.blueprints import Blueprint, blueprint_for
@@ -28,6 +28,15 @@ from tenancy._classes.registry import TEMPLATES, TENANT_ATTR
 from tenancy._primitives import shared, storage
 from tenancy._primitives.ddl import prefixed
 from tenancy._primitives.markers import TEMPLATE_OF_ATTR
+
+if TYPE_CHECKING:
+    from django.db.models.base import ModelBase
+
+    class _RoutedClass(Protocol):
+        """A class the routers send to its tenant's database (see ``routers``)."""
+
+        _tenancy_database: str
+
 
 #: Model signals whose receivers connected to a template also serve its tenant classes.
 MODEL_SIGNALS: tuple[Signal, ...] = (
@@ -68,7 +77,7 @@ class TenantApps(Apps):
             return
         for app_config in self.app_configs.values():
             for model in app_config.get_models(include_auto_created=True):
-                model._meta._expire_cache()
+                model._meta._expire_cache()  # type: ignore[attr-defined]  # private API
 
     @contextmanager
     def deferred_cache_clearing(self) -> Iterator[None]:
@@ -139,7 +148,7 @@ def build(schema: str | None, database: str, *, incarnation: str | None = None) 
         _record_shared_accessors(model, bundle)
     for model in bundle.apps.get_models(include_auto_created=True):
         if model._meta.auto_created:  # many-to-many tables route with their tenant
-            model._tenancy_database = database
+            cast("_RoutedClass", model)._tenancy_database = database
     if schema is not None:
         _split_cross_database_many_to_many(bundle)
     return bundle
@@ -212,7 +221,8 @@ def _build_class(blueprint: Blueprint, bundle: TenantModels) -> type[models.Mode
                 serialize=False,
                 related_name=template._meta.model_name,
             )
-    model = type(template)(template.__name__, bases, attrs)
+    metaclass: type[ModelBase] = type(template)
+    model = cast("type[models.Model]", metaclass(template.__name__, bases, attrs))
     _inherit_exceptions(model, template, bases)
     return model
 
@@ -264,9 +274,10 @@ class SharedProxyOptions(Options):
             for model in self.apps.get_models(include_auto_created=True)
             if model is not self.model
             for fld in (*model._meta.local_fields, *model._meta.local_many_to_many)
-            if fld.is_relation and fld.remote_field.model is self.model
+            if fld.is_relation
+            and cast(models.ForeignObjectRel, fld.remote_field).model is self.model
         ]
-        if not self.apps._deferring:
+        if not cast(TenantApps, self.apps)._deferring:  # only ever a tenant's registry
             self.__dict__["_tenancy_relations"] = rels
         return rels
 
@@ -339,10 +350,13 @@ def _copy_receivers(template: type, model: type, bundle: TenantModels) -> None:
 def _record_shared_accessors(model: type[models.Model], bundle: TenantModels) -> None:
     """Remember reverse accessors that relations to shared models set on them."""
     for fld in (*model._meta.local_fields, *model._meta.local_many_to_many):
-        if not fld.is_relation or fld.remote_field.hidden:
+        if not fld.is_relation:
             continue
-        target = fld.remote_field.model
+        rel = cast(models.ForeignObjectRel, fld.remote_field)  # set on every relation
+        if rel.hidden:
+            continue
+        target = rel.model
         if TENANT_ATTR in target.__dict__:
             continue
-        name = fld.remote_field.get_accessor_name()
-        bundle._extras.append(("accessor", target._meta.concrete_model, name, fld.remote_field))
+        name = rel.get_accessor_name()
+        bundle._extras.append(("accessor", target._meta.concrete_model, name, rel))

@@ -12,7 +12,6 @@ from typing import cast
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.db.models import ForeignObjectRel
 
 from tenancy._classes.blueprints import resolve_label
 from tenancy._classes.registry import TEMPLATES, is_template
@@ -30,7 +29,7 @@ def check_template_relations(templates: Iterable[type[models.Model]]) -> None:
         for field in (*template._meta.local_fields, *template._meta.local_many_to_many):
             if not field.is_relation:
                 continue
-            rel = cast(ForeignObjectRel, field.remote_field)  # set on every relation
+            rel = cast(models.ForeignObjectRel, field.remote_field)  # set on every relation
             target = resolve_label(template, rel.model)
             if target is None or is_template(target):
                 continue

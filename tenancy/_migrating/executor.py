@@ -29,9 +29,9 @@ from tenancy._classes.registry import TEMPLATES
 from tenancy._classes.routers import tenant_migrations
 from tenancy._migrating import prefixing, recorder, replay
 from tenancy._migrating.plan import Key, Plan, migrated_apps, plan, tenant_models_in
-from tenancy._migrating.replay import TenantMigrationError
 from tenancy._primitives import storage
 from tenancy._primitives.ddl import ddl_transaction, tenant_schema_editor
+from tenancy.exceptions import TenantMigrationError
 
 
 def migrate_schema(

@@ -10,7 +10,9 @@ names per database).
 
 from __future__ import annotations
 
-from django.db import connections
+from typing import cast
+
+from django.db import connections, models
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
 
@@ -44,11 +46,14 @@ def prefix_state(state: ProjectState, schema: str) -> None:
                 options["db_table"] = mark + table
                 changed = True
             for name, fld in list(model_state.fields.items()):
-                if not fld.many_to_many or fld.remote_field.through is not None:
+                if (
+                    not fld.many_to_many
+                    or cast(models.ManyToManyRel, fld.remote_field).through is not None
+                ):
                     continue
-                if fld.db_table and fld.db_table.startswith(mark):
+                if fld.db_table and fld.db_table.startswith(mark):  # type: ignore[attr-defined]  # stubs omit a many-to-many's db_table
                     continue
-                fld = fld.clone()
+                fld = fld.clone()  # type: ignore[attr-defined]  # stubs omit Field.clone()
                 fld.db_table = mark + (fld.db_table or f"{table}_{name}")
                 model_state.fields[name] = fld
                 changed = True

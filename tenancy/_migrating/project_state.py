@@ -41,7 +41,7 @@ def _model_state(model: type[models.Model]) -> ModelState:
     if not any(isinstance(base, str) for base in state.bases):
         # A root tenant model: mark it (children inherit the mark from it).
         mixins = tuple(b for b in state.bases if b is not models.Model)
-        state.bases = (PerTenant, *mixins, models.Model)
+        state.bases = (PerTenant, *mixins, models.Model)  # type: ignore[arg-type]  # stubs: bases also takes mixins
     return state
 
 

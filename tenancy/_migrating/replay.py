@@ -12,18 +12,15 @@ migrations applied.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from tenancy._migrating.plan import Key, Statements
-from tenancy.exceptions import TenancyError
+from tenancy.exceptions import TenantMigrationError
 
-
-class TenantMigrationError(TenancyError, RuntimeError):
-    """A migration failed inside one tenant; nothing of it was applied there."""
-
-    def __init__(self, schema: str, key: Key, error: BaseException) -> None:
-        self.schema, self.key, self.error = schema, key, error
-        super().__init__(f"{key[0]}.{key[1]} failed for {schema}: {type(error).__name__}: {error}")
+if TYPE_CHECKING:
+    from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 
 
 def batched(connection: BaseDatabaseWrapper, statements: Statements) -> Statements:
@@ -37,10 +34,8 @@ def batched(connection: BaseDatabaseWrapper, statements: Statements) -> Statemen
     """
     if connection.vendor != "postgresql" or len(statements) < 2:
         return statements
-    texts = [
-        sql if params is None else connection.ops.compose_sql(sql, params)
-        for sql, params in statements
-    ]
+    ops = cast("PostgresOperations", connection.ops)
+    texts = [sql if params is None else ops.compose_sql(sql, params) for sql, params in statements]
     return [(";\n".join(texts), None)]
 
 

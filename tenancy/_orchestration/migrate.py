@@ -38,7 +38,7 @@ from tenancy._primitives.states import (
     is_current,
     lock_key,
 )
-from tenancy.exceptions import ForeignObject, TenancyError
+from tenancy.exceptions import ForeignObject, StorageMissing
 
 
 def migrate_tenant(pk: Any, *, final: bool = True) -> Result:
@@ -104,18 +104,6 @@ def _migrate_held(model: Any, pk: Any, held: locks.Held, the_plan: Plan, *, fina
         "migrated: %d migration(s) in %.1f ms", len(applied), (time.monotonic() - started) * 1000
     )
     return Result.MIGRATED
-
-
-class StorageMissing(TenancyError, LookupError):
-    """A built tenant's schema is not there: a restore, a manual drop. Never rebuilt
-    silently (its data would be gone): the tenant is marked failed with this error."""
-
-    def __init__(self, schema: str, database: str) -> None:
-        super().__init__(
-            f"The schema {schema!r} of this tenant is missing on database {database!r}; "
-            "nothing was migrated. See `manage.py tenancy_reconcile --check`: `--repair` "
-            "builds it again, empty (restore its data from a backup)."
-        )
 
 
 def migrate_tenants(

@@ -41,7 +41,7 @@ from tenancy._orchestration.transitions import describe
 from tenancy._primitives import conf, locks, ownership, placement, provisioning, shared, storage
 from tenancy._primitives.records import TenantOperation, Tombstone
 from tenancy._primitives.states import READY, lock_key
-from tenancy.exceptions import ForeignObject, TenancyError
+from tenancy.exceptions import ForeignObject, MoveError
 
 logger = logging.getLogger("tenancy.move")
 
@@ -51,10 +51,6 @@ Step = TenantOperation.Step
 _NOT_COPIED = frozenset({RECORD_TABLE})
 #: The trigger function that makes a schema read-only while it moves.
 READ_ONLY_FUNCTION = "tenancy_read_only"
-
-
-class MoveError(TenancyError, RuntimeError):
-    """A tenant could not be moved; it stays where it was, writable."""
 
 
 @dataclass

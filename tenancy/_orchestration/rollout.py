@@ -283,7 +283,7 @@ class _Rollout:
                 1, min(50, math.ceil(len(self.queue) / (self.concurrency * 4)))
             )
             database = self.queue[0].database
-            batch = []
+            batch: list[Any] = []
             while self.queue and len(batch) < size and self.queue[0].database == database:
                 batch.append(self.queue.popleft())
             if not self._dispatch([t.pk for t in batch], database):
@@ -450,7 +450,7 @@ class _Rollout:
 def _connection_errors(alias: str) -> tuple[type[BaseException], ...]:
     """Return the errors of a lost connection: Django's, and the driver's own (raised by
     the raw connection that listens for notifications)."""
-    driver = connections[alias].Database
+    driver = connections[alias].Database  # type: ignore[attr-defined]  # stubs omit the DB-API module
     return (OperationalError, InterfaceError, driver.OperationalError, driver.InterfaceError)
 
 

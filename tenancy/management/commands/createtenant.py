@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models
 
-from tenancy import get_tenant_model
 from tenancy._primitives import placement
+from tenancy._primitives.shared import tenant_model as get_tenant_model
 from tenancy.exceptions import PlacementError, TenantNotReady
 from tenancy.models import AbstractTenant, TenantState
 
