@@ -258,7 +258,8 @@ def big_drop_under_a_small_lock_table() -> None:
     from django.db import connection, transaction
     from django.test.utils import override_settings
 
-    from tenancy._primitives import provisioning, storage
+    from tenancy._primitives import storage
+    from tests.support import drop_storage
     from tests.testapp.models import Customer
 
     print(f"\n== Dropping a tenant with {BIG_TABLES} tables, max_locks_per_transaction="
@@ -271,7 +272,7 @@ def big_drop_under_a_small_lock_table() -> None:
     count = len(tables(big.db_schema))
     with override_settings(TENANCY_DROP_BATCH=10**6):
         try:
-            provisioning.drop(big.db_schema, "default")
+            drop_storage(big)
             error = ""
         except Exception as exc:
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -282,7 +283,7 @@ def big_drop_under_a_small_lock_table() -> None:
     )
     check("the failed drop rolled back whole", len(tables(big.db_schema)) == count)
     started = time.monotonic()
-    dropped = provisioning.drop(big.db_schema, "default")
+    dropped = drop_storage(big)
     check(
         "with the default batches (TENANCY_DROP_BATCH=200) the drop succeeds",
         dropped and not storage.schema_exists(big.db_schema, "default"),
