@@ -139,3 +139,19 @@ def test_migrating_a_ready_tenant_whose_schema_is_gone_fails_it_instead_of_rebui
     tenant.refresh_from_db()
     assert tenant.state == "failed" and "tenancy_reconcile --check" in tenant.last_error
     assert not storage.schema_exists(tenant.db_schema, "default")
+
+
+def test_a_tenant_failed_for_its_missing_schema_is_not_rebuilt_by_the_next_migrate(make_tenant):
+    """Only an explicit repair builds a lost schema again (empty): a second
+    tenancy_migrate leaves the tenant failed and its schema absent."""
+    from tenancy import lifecycle
+
+    tenant = make_tenant("still_vanished")
+    drop_storage(tenant)
+    Customer.objects.filter(pk=tenant.pk).update(migrations_digest="0" * 32)
+    for _ in range(2):
+        with pytest.raises(Exception, match="is missing"):
+            lifecycle.migrate_tenant(tenant.pk)
+    tenant.refresh_from_db()
+    assert tenant.state == "failed"
+    assert not storage.schema_exists(tenant.db_schema, "default")

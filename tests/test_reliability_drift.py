@@ -22,12 +22,12 @@ import json
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from tenancy._delivery import dispatch
 from tenancy._orchestration import pool
-from tenancy._primitives import storage
+from tenancy._primitives import ownership, storage
 from tenancy.models import PoolSchema, TenantState, Tombstone
 from tests.support import drop_storage
 from tests.testapp.models import Customer, Project
@@ -200,3 +200,47 @@ def test_a_signup_never_adopts_the_data_of_an_orphan_schema_of_the_same_name(mak
         return
     assert new.state == TenantState.READY
     assert list(Project.for_tenant(new).objects.values_list("name", flat=True)) == []
+
+
+def _as_before_the_upgrade(tenant: Customer) -> None:
+    """Make a tenant look built by an earlier version: no incarnation, no mark."""
+    Customer.objects.filter(pk=tenant.pk).update(incarnation=None)
+    with connection.cursor() as cursor:
+        cursor.execute(f'COMMENT ON SCHEMA "{tenant.db_schema}" IS NULL')
+
+
+def test_tenants_of_an_earlier_version_are_left_alone_until_adopted(make_tenant):
+    """Unmarked, a tenant of an earlier version is served but never migrated, moved or
+    dropped; `tenancy_reconcile --adopt-legacy` gives it an incarnation and marks its
+    schema (only a schema the library built: it holds tenancy_migrations), after which
+    the whole lifecycle applies to it again."""
+    old = make_tenant("legacy")
+    Project.for_tenant(old).objects.create(name="kept")
+    _as_before_the_upgrade(old)
+    with connection.cursor() as cursor:  # a look-alike the library never built
+        cursor.execute(f'CREATE SCHEMA "{FOREIGN}"')
+    Customer._base_manager.bulk_create(
+        [
+            Customer(
+                name="look_alike", db_schema=FOREIGN, database="default", state=TenantState.READY
+            )
+        ]
+    )
+    Customer.objects.filter(pk__in=[old.pk]).update(migrations_digest="0" * 32)
+    out = StringIO()
+    with pytest.raises(CommandError, match="built by an earlier version"):
+        call_command("tenancy_migrate", "--inline", stdout=out)
+    old.refresh_from_db()
+    assert old.incarnation is None and Project.for_tenant(old).objects.count() == 1
+
+    out = StringIO()
+    call_command("tenancy_reconcile", "--adopt-legacy", stdout=out)
+    assert "gave 2 tenant(s) an incarnation, marked 1 schema(s)" in out.getvalue()
+    assert f"{FOREIGN} (not built by django-tenancy" in out.getvalue()
+    old.refresh_from_db()
+    assert old.incarnation
+    assert ownership.owns_schema(old.db_schema, "default", ownership.tenant_owner(old.incarnation))
+    assert ownership.schema_owner(FOREIGN, "default").owner is None  # still not ours
+    old.delete()  # now dropped as its own
+    assert not storage.schema_exists(old.db_schema, "default")
+    assert storage.schema_exists(FOREIGN, "default")

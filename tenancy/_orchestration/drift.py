@@ -15,17 +15,21 @@ pool entry is that owner.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
+from django.db.models import Q
 
 from tenancy._migrating.plan import plan
+from tenancy._migrating.recorder import RECORD_TABLE
 from tenancy._orchestration.pool import PREFIX as POOL_PREFIX
 from tenancy._orchestration.transitions import advance
 from tenancy._primitives import conf, jobs, ownership, provisioning, shared, storage
+from tenancy._primitives.allocation import new_incarnation
 from tenancy._primitives.records import PoolSchema, Tombstone
-from tenancy._primitives.states import PENDING, READY
+from tenancy._primitives.states import FAILED, PENDING, READY
 
 
 @dataclass
@@ -97,11 +101,13 @@ def find() -> Drift:
         pool_owners = {ownership.pool_owner(token) for token, _ in tracked.values() if token}
         orphans = {name for name, owner in marked.items() if owner not in owners | pool_owners}
         untracked_pool = {n for n in orphans if n.startswith(POOL_PREFIX)}
-        ready = tenants.filter(database=using, state=READY)
+        built = tenants.filter(database=using, incarnation__isnull=False).filter(
+            Q(state=READY) | (Q(state=FAILED) & ~Q(migrations_digest=""))
+        )
         missing = {
             schema
-            for schema, incarnation in ready.values_list("db_schema", "incarnation")
-            if marked.get(schema) != ownership.tenant_owner(incarnation or "0" * 32)
+            for schema, incarnation in built.values_list("db_schema", "incarnation")
+            if marked.get(schema) != ownership.tenant_owner(incarnation)
         }
         stale = {name for name, (_, d) in tracked.items() if d != digest} | untracked_pool
         drift.orphan_schemas += [_label(s, using) for s in sorted(orphans - untracked_pool)]
@@ -113,17 +119,18 @@ def find() -> Drift:
 def repair(*, drop_orphans: bool = False) -> Drift:
     """Repair what is safe and return what was found.
 
-    Ready tenants without their schema go back to ``pending`` and are
-    provisioned; stale or untracked pooled schemas are dropped; undone drops
-    are sent again. Orphan schemas are only dropped with ``drop_orphans``, as
-    the owner their mark names, and only if no tenant row is that owner.
+    Built tenants (ready, or failed after they were built) without their schema
+    go back to ``pending`` and are provisioned, empty; stale or untracked pooled
+    schemas are dropped; undone drops are sent again. Orphan schemas are only
+    dropped with ``drop_orphans``, as the owner their mark names, and only if
+    no tenant row is that owner.
     """
     drift = find()
     alias = shared.database()
     tenants = shared.tenants(alias)
     for label in drift.missing_schemas:
         schema, using = _parse(label)
-        for tenant in tenants.filter(db_schema=schema, database=using, state=READY):
+        for tenant in tenants.filter(db_schema=schema, database=using, state__in=[READY, FAILED]):
             _rebuild(tenant)
     for label in drift.stale_pool:
         schema, using = _parse(label)
@@ -147,7 +154,7 @@ def repair(*, drop_orphans: bool = False) -> Drift:
 
 def _rebuild(tenant: Any) -> None:
     """Send a ready tenant whose storage is gone back to provisioning."""
-    if advance(tenant, PENDING, "its schema was missing (drift repair)", expect=(READY,)):
+    if advance(tenant, PENDING, "its schema was missing (drift repair)", expect=(READY, FAILED)):
         jobs.send(jobs.PROVISION, tenant.pk, database=tenant.database)
 
 
@@ -158,3 +165,78 @@ def _label(schema: str, alias: str) -> str:
 def _parse(label: str) -> tuple[str, str]:
     schema, _, alias = label.partition("@")
     return schema, alias or "default"
+
+
+@dataclass
+class Adopted:
+    """What :func:`adopt_legacy` did: incarnations given, storage marked, what it left."""
+
+    named: list[str] = field(default_factory=list)
+    marked: list[str] = field(default_factory=list)
+    pooled: list[str] = field(default_factory=list)
+    #: Schemas that were not marked, and why (someone else's mark, not built by the library).
+    left: list[str] = field(default_factory=list)
+
+
+def adopt_legacy() -> Adopted:
+    """Give tenants built by an earlier version of the library an incarnation, and mark
+    their storage as theirs (an explicit, operator-run step after upgrading).
+
+    A schema is marked only when it carries no mark at all and holds the library's
+    ``tenancy_migrations`` table (an earlier version built it); its role only when it
+    owns that schema. Anything else under a tenant's name is reported, never marked.
+    """
+    alias = shared.database()
+    tenants = shared.tenants(alias)
+    result = Adopted()
+    for tenant in tenants.filter(incarnation__isnull=True, db_schema__isnull=False):
+        incarnation = new_incarnation()
+        if not tenants.filter(pk=tenant.pk, incarnation__isnull=True).update(
+            incarnation=incarnation
+        ):
+            continue  # named meanwhile
+        result.named.append(tenant.db_schema)
+        owner = ownership.tenant_owner(incarnation)
+        if not tenant.database:
+            result.left.append(f"{tenant.db_schema} (no database yet: provisioning builds it)")
+            continue
+        outcome = _mark_legacy(tenant.db_schema, tenant.database, owner)
+        label = _label(tenant.db_schema, tenant.database)
+        if outcome == "marked":
+            result.marked.append(label)
+        else:
+            result.left.append(f"{label} ({outcome})")
+    for pooled in PoolSchema.objects.using(alias).filter(token=""):
+        token = secrets.token_hex(16)
+        if _mark_legacy(pooled.name, pooled.database, ownership.pool_owner(token)) == "marked":
+            PoolSchema.objects.using(alias).filter(pk=pooled.pk).update(token=token)
+            result.pooled.append(_label(pooled.name, pooled.database))
+        else:
+            pooled.delete()  # nothing of the pool's there: forget the entry
+    return result
+
+
+def _mark_legacy(schema: str, using: str, owner: str) -> str:
+    """Mark an unmarked schema built by an earlier version; return "marked" or why not."""
+    found = ownership.schema_owner(schema, using)
+    if not found.exists:
+        return "no schema: provisioning builds it"
+    if found.owner is not None:
+        return f"already marked for {found.owner}"
+    record = storage.table_name(schema, RECORD_TABLE, using)
+    if record not in storage.existing_tenant_tables(schema, using):
+        return "not built by django-tenancy (no tenancy_migrations table): left alone"
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        ownership.mark_schema(schema, using, owner)
+        if storage.uses_schemas(connection):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
+                    "WHERE n.nspname = %s",
+                    [schema],
+                )
+                row = cursor.fetchone()
+            if row and row[0] == schema and ownership.role_owner(schema, using).owner is None:
+                ownership.mark_role(schema, using, owner)
+    return "marked"

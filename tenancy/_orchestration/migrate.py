@@ -78,8 +78,9 @@ def _migrate_held(model: Any, pk: Any, held: locks.Held, the_plan: Plan, *, fina
         return Result.CURRENT
     owner = ownership.tenant_owner(tenant.incarnation)
     found = ownership.schema_owner(tenant.db_schema, tenant.database)
-    if not found.exists and tenant.state == FAILED:
-        # Failed before its storage was built: provisioning builds the current state.
+    if not found.exists and tenant.state == FAILED and not tenant.migrations_digest:
+        # Failed before its storage was ever built: provisioning builds the current state.
+        # (One built once has a digest: its schema is missing, never rebuilt silently.)
         advance(tenant, PENDING, tenant.last_error, expect=(FAILED,))
         return provision_held(model, pk, held, final=final)
     alias = shared.database()

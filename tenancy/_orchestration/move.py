@@ -68,9 +68,14 @@ class MoveReport:
 
 def move_tenant(tenant: Any, target: str) -> MoveReport:
     """Move ``tenant``'s schema to the database ``target``; see the module docstring."""
+    if not tenant.incarnation:
+        raise MoveError(
+            f"Tenant {tenant} has no incarnation (built by an earlier version of "
+            "django-tenancy): run `manage.py tenancy_reconcile --adopt-legacy`, then move it."
+        )
     alias = shared.database()
     started = time.monotonic()
-    with locks.hold(lock_key(tenant.incarnation or ""), alias, wait=conf.lock_wait()) as held:
+    with locks.hold(lock_key(tenant.incarnation), alias, wait=conf.lock_wait()) as held:
         if held is None:
             raise MoveError(
                 f"Tenant {tenant} is busy (being provisioned, migrated or moved); retry."

@@ -115,6 +115,9 @@ def run_inline(progress: ProgressCallback | None = None) -> Report:
     while batch := [t for t in outdated() if t.pk not in seen]:
         for tenant in batch:
             seen.add(tenant.pk)
+            if not tenant.incarnation:
+                report.outcomes.append(_outcome(tenant, ok=False, detail=LEGACY))
+                continue
             try:
                 result = migrate_tenant(tenant.pk)
                 outcome = _outcome(tenant, ok=result != Result.BUSY, detail=str(result))
@@ -139,6 +142,11 @@ def run_inline(progress: ProgressCallback | None = None) -> Report:
 RESEND_GRACE = 15.0
 #: Longest pause between two attempts to reach a database (or a broker) that went away.
 MAX_BACKOFF = 5.0
+#: The outcome of a tenant built by an earlier version, which is never migrated unmarked.
+LEGACY = (
+    "not migrated: built by an earlier version of django-tenancy (no incarnation); run "
+    "`manage.py tenancy_reconcile --adopt-legacy` first"
+)
 #: Seconds a rollout waits for its tenants by default before giving up on them.
 DEFAULT_TIMEOUT = 3600.0
 
@@ -260,6 +268,9 @@ class _Rollout:
         ):
             if tenant.state in UNBUILT:
                 self.watching[tenant.pk] = _Tracked(tenant)
+            elif not tenant.incarnation:
+                self.seen.add(tenant.pk)
+                self._finish(_outcome(tenant, False, LEGACY))
             else:
                 self._enqueue(tenant)
 

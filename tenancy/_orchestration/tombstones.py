@@ -26,13 +26,15 @@ from tenancy.signals import tenant_dropped
 
 def write(tenant: Any, using: str) -> Tombstone | None:
     """Record, in the current transaction on ``using``, that ``tenant``'s storage must go."""
-    if not tenant.db_schema or not tenant.incarnation:
+    if not tenant.db_schema:
         return None  # never named, so never provisioned
     cache.evict(tenant.db_schema)  # this process lets go of the classes at once
+    # A tenant of an earlier version has no incarnation: its tombstone still keeps the
+    # name taken and says what was left (its drop finds no mark to drop by).
     return Tombstone.objects.using(using).create(
         schema=tenant.db_schema,
         database=tenant.database,
-        incarnation=tenant.incarnation,
+        incarnation=tenant.incarnation or "",
         tenant_pk=str(tenant.pk),
         tenant_repr=str(tenant)[:200],
     )
@@ -58,7 +60,12 @@ def _drop(tomb: Tombstone, alias: str) -> Result:
     started = time.monotonic()
     if not tomb.incarnation:
         # Written before incarnations were recorded: nothing proves what is ours.
-        _finish(tomb, alias, "kept: no ownership mark was recorded for this tenant")
+        _finish(
+            tomb,
+            alias,
+            "kept: the tenant had no incarnation (built by an earlier version); its "
+            "storage, if any, is left for you to drop",
+        )
         return Result.KEPT
     with locks.hold(lock_key(tomb.incarnation), alias, wait=conf.lock_wait()) as held:
         if held is None:

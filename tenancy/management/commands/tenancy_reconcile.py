@@ -54,6 +54,13 @@ class Command(BaseCommand):
             "stale pooled schemas, resend drops); orphan schemas are only reported",
         )
         parser.add_argument(
+            "--adopt-legacy",
+            action="store_true",
+            help="after upgrading from an earlier django-tenancy: give its tenants an "
+            "incarnation and mark their schemas (and roles) as theirs; only unmarked schemas "
+            "that hold the library's tenancy_migrations table are marked",
+        )
+        parser.add_argument(
             "--drop-orphans",
             action="store_true",
             help="with --repair: also drop schemas that no tenant row names",
@@ -67,6 +74,9 @@ class Command(BaseCommand):
         as_json: bool,
         **options: Any,
     ) -> None:
+        if options["adopt_legacy"]:
+            self._adopt(as_json)
+            return
         if options["check"] or options["repair"]:
             self._drift(as_json, repair=options["repair"], drop=options["drop_orphans"])
             return
@@ -111,6 +121,18 @@ class Command(BaseCommand):
                 ("retried", retried),
             ]:
                 self.stdout.write(f"  {label}: {', '.join(map(str, ids)) or '-'}")
+
+    def _adopt(self, as_json: bool) -> None:
+        adopted = drift.adopt_legacy()
+        if as_json:
+            self.stdout.write(json.dumps(adopted.__dict__))
+            return
+        self.stdout.write(
+            f"gave {len(adopted.named)} tenant(s) an incarnation, marked {len(adopted.marked)} "
+            f"schema(s) and {len(adopted.pooled)} pooled schema(s)"
+        )
+        for line in adopted.left:
+            self.stdout.write(f"  left unmarked: {line}")
 
     def _drift(self, as_json: bool, *, repair: bool, drop: bool) -> None:
         found = drift.repair(drop_orphans=drop) if repair else drift.find()
