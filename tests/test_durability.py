@@ -260,3 +260,28 @@ def _reconcile() -> str:
 
 def _null() -> io.StringIO:
     return io.StringIO()
+
+
+def test_a_tenant_deleted_while_its_database_is_down_is_dropped_once_it_is_back(
+    two_databases,
+):
+    """The delete writes the tombstone and returns; the drop fails while the database is
+    unreachable (kept on the tombstone), and the reconciler drops it once it is back."""
+    tenant = Customer.objects.create(name="offline", database="other")
+    Project.for_tenant(tenant).objects.create(name="gone with it")
+    settings_dict = connections["other"].settings_dict
+    port = settings_dict["PORT"]
+    connections["other"].close()
+    settings_dict["PORT"] = "1"  # the database server is unreachable
+    try:
+        tenant.delete()  # eager: its drop runs (and fails) inline
+        [tomb] = Tombstone.objects.filter(schema="tenant_offline")
+        assert tomb.done_at is None and "OperationalError" in tomb.last_error
+    finally:
+        connections["other"].close()
+        settings_dict["PORT"] = port
+    assert storage.schema_exists("tenant_offline", "other")
+    _reconcile()
+    tomb.refresh_from_db()
+    assert tomb.done_at is not None and tomb.last_error == ""
+    assert not storage.schema_exists("tenant_offline", "other")

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from tenancy import tasks
+from tenancy import lifecycle, tasks
 from tenancy._delivery import dispatch
 from tenancy._migrating import recorder
 from tenancy._migrating.plan import plan as migration_plan
 from tenancy._orchestration import rollout
-from tenancy._primitives import notify
+from tenancy._primitives import locks, notify
 from tenancy.models import TenantState
 from tests.testapp.models import Customer
 from tests.workers import hold_tenant_ddl, release_tenant_ddl, wait_for, waiting_on_auth_user
@@ -203,3 +203,27 @@ def test_tenancy_migrate_refuses_options_that_cannot_work(option: str, message: 
 
     with pytest.raises(CommandError, match=message):
         call_command("tenancy_migrate", option)
+
+
+@pytest.mark.postgresql
+def test_a_batch_of_tenants_takes_its_locks_on_one_connection(make_tenant):
+    """A connection costs milliseconds to open, a lock a fraction of one: a batch of a
+    fleet rollout reuses one lock connection for all its tenants, and closes it after
+    (CONN_MAX_AGE is 0 in the tests)."""
+    tenants = [make_tenant(f"batched{n}") for n in range(3)]
+    Customer.objects.filter(pk__in=[t.pk for t in tenants]).update(migrations_digest=OLD_DIGEST)
+    opened = []
+    original = connection.get_new_connection
+
+    def counting(params):
+        opened.append(params)
+        return original(params)
+
+    connection.get_new_connection = counting
+    try:
+        results = lifecycle.migrate_tenants([t.pk for t in tenants])
+    finally:
+        del connection.get_new_connection
+    assert set(results.values()) == {"migrated"}
+    assert len(opened) == 1
+    assert locks._idle.get((os.getpid(), "default"), []) == []  # closed again after

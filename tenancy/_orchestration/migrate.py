@@ -133,16 +133,24 @@ def migrate_tenants(
         )
         return dict.fromkeys(pks, Result.WRONG_VERSION)
     results: dict[Any, Result] = {}
-    for pk in pks:
-        try:
-            results[pk] = migrate_tenant(pk, final=False)
-        except Exception as exc:
-            # A transient failure leaves the tenant as it was, for a retry.
-            results[pk] = Result.RETRY if is_transient(exc) else Result.ERROR
-            logger.warning("migrating tenant %r failed: %s", pk, describe(exc))
-            if results[pk] == Result.RETRY:
-                _send_retry(pk)
+    with locks.reusing():  # one lock connection for the batch, not one per tenant
+        for pk in pks:
+            results[pk] = _migrate_in_batch(pk)
     return results
+
+
+def _migrate_in_batch(pk: Any) -> Result:
+    """Migrate one tenant of a batch; a failure is its result, and a transient one is
+    sent again on its own."""
+    try:
+        return migrate_tenant(pk, final=False)
+    except Exception as exc:
+        # A transient failure leaves the tenant as it was, for a retry.
+        logger.warning("migrating tenant %r failed: %s", pk, describe(exc))
+        if not is_transient(exc):
+            return Result.ERROR
+        _send_retry(pk)
+        return Result.RETRY
 
 
 def _send_retry(pk: Any) -> None:

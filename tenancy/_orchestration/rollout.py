@@ -112,6 +112,12 @@ def run_inline(progress: ProgressCallback | None = None) -> Report:
     """Migrate every outdated tenant in this process, one after another."""
     report = Report()
     seen: set[Any] = set()
+    with locks.reusing():  # one lock connection for the run, not one per tenant
+        _migrate_inline(report, seen, progress)
+    return report
+
+
+def _migrate_inline(report: Report, seen: set[Any], progress: ProgressCallback | None) -> None:
     while batch := [t for t in outdated() if t.pk not in seen]:
         for tenant in batch:
             seen.add(tenant.pk)
@@ -126,7 +132,6 @@ def run_inline(progress: ProgressCallback | None = None) -> Report:
             report.outcomes.append(outcome)
             if progress is not None:
                 progress(outcome, len(report.outcomes), len(seen))
-    return report
 
 
 #: Seconds the tenants in flight may show no sign of a worker (no row changed, no

@@ -16,8 +16,10 @@ goes). Nothing about it is session state:
   (``SET LOCAL``), so a server-wide timeout cannot end a long migration's lock.
 
 Lock connections live as long as Django's own would: with ``CONN_MAX_AGE = 0``
-(Django's default) each one is closed when its lock is released; with a
-longer age, idle ones are kept (at most :data:`MAX_IDLE` per alias) and
+(Django's default) each one is closed when its lock is released, unless the
+lock is taken inside :func:`reusing` (a batch of tenants migrated one after
+another: a connection costs milliseconds to open, the lock a fraction of one);
+with a longer age, idle ones are kept (at most :data:`MAX_IDLE` per alias) and
 reused until they are that old.
 
 Other backends (the embedded SQLite default) get in-process locks. A thread
@@ -115,6 +117,23 @@ def hold(name: str, using: str, *, wait: float = 0.0) -> Iterator[Held | None]:
         _release(acquired)
 
 
+@contextmanager
+def reusing() -> Iterator[None]:
+    """Keep lock connections open for reuse during the block, whatever ``CONN_MAX_AGE``.
+
+    At the end of the outermost block, idle ones are closed again where
+    ``CONN_MAX_AGE`` is 0.
+    """
+    depth = getattr(_held, "reusing", 0)
+    _held.reusing = depth + 1
+    try:
+        yield
+    finally:
+        _held.reusing = depth
+        if not depth:
+            _close_short_lived()
+
+
 def is_held(name: str, using: str) -> bool:
     """Return whether some process holds the lock ``name`` right now."""
     connection = connections[using]
@@ -209,9 +228,10 @@ def _checkout(using: str) -> Any:
     with _idle_guard:
         _forget_inherited()
         idle = _idle.setdefault(key, [])
+        reusing = getattr(_held, "reusing", 0)
         while idle:
             raw, born = idle.pop()
-            if max_age is None or time.monotonic() - born < max_age:
+            if max_age is None or reusing or time.monotonic() - born < max_age:
                 _born[id(raw)] = born
                 return raw
             _discard(raw)
@@ -235,7 +255,7 @@ def _checkin(using: str, raw: Any) -> None:
     except Exception:
         _discard(raw)
         return
-    if max_age == 0:
+    if max_age == 0 and not getattr(_held, "reusing", 0):
         _discard(raw)
         return
     with _idle_guard:
@@ -244,6 +264,20 @@ def _checkin(using: str, raw: Any) -> None:
             idle.append((raw, born))
             return
     _discard(raw)
+
+
+def _close_short_lived() -> None:
+    """Close the idle lock connections of aliases whose ``CONN_MAX_AGE`` is 0."""
+    pid = os.getpid()
+    with _idle_guard:
+        keys = [
+            key
+            for key in _idle
+            if key[0] == pid and connections[key[1]].settings_dict.get("CONN_MAX_AGE", 0) == 0
+        ]
+        idle = [raw for key in keys for raw, _ in _idle.pop(key)]
+    for raw in idle:
+        _discard(raw)
 
 
 def close_idle() -> None:
