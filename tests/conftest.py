@@ -6,7 +6,7 @@ import itertools
 import os
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 import tenancy
 from tenancy._primitives import storage
@@ -74,6 +74,20 @@ def drop_all_tenant_storage() -> None:
         schemas = sorted({t.split(storage.PREFIX_SEPARATOR)[0] for t in tables if "__" in t})
     for schema in schemas:
         drop_raw(schema, "default")
+
+
+@pytest.fixture
+def two_databases(settings):
+    """Tenants may go to "default" and "other" (PostgreSQL); their schemas on both are
+    dropped afterwards. Tests using it declare both databases to pytest-django."""
+    settings.TENANCY_DATABASES = ["default", "other"]
+    yield
+    for alias in ("default", "other"):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%%'")
+            schemas = [row[0] for row in cursor.fetchall()]
+        for schema in schemas:
+            drop_raw(schema, alias)
 
 
 @pytest.fixture

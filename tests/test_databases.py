@@ -14,25 +14,13 @@ from tenancy._orchestration import migrate, move, rollout
 from tenancy._primitives import provisioning, storage
 from tenancy.exceptions import MoveError
 from tenancy.models import PoolSchema, TenantState, Tombstone
-from tests.support import drop_raw, drop_storage, owner_of
+from tests.support import drop_storage, owner_of
 from tests.testapp.models import Customer, Project, Report
 
 pytestmark = [
     pytest.mark.postgresql,
     pytest.mark.django_db(transaction=True, databases=["default", "other"]),
 ]
-
-
-@pytest.fixture
-def two_databases(settings):
-    settings.TENANCY_DATABASES = ["default", "other"]
-    yield
-    for alias in ("default", "other"):
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%%'")
-            schemas = [row[0] for row in cursor.fetchall()]
-        for schema in schemas:
-            drop_raw(schema, alias)
 
 
 def place(name: str, **fields) -> Customer:

@@ -23,7 +23,6 @@ from django.db import DatabaseError, connections, transaction
 from benchmarks.services import pg_params, wait_for
 from tenancy._primitives import locks, ownership, states, storage
 from tenancy.models import TenantOperation, TenantState, Tombstone
-from tests.support import drop_raw
 from tests.testapp.models import Customer, Project
 from tests.workers import ROOT, Worker
 
@@ -31,18 +30,6 @@ pytestmark = [
     pytest.mark.postgresql,
     pytest.mark.django_db(transaction=True, databases=["default", "other"]),
 ]
-
-
-@pytest.fixture
-def two_databases(settings):
-    settings.TENANCY_DATABASES = ["default", "other"]
-    yield
-    for alias in ("default", "other"):
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%%'")
-            schemas = [row[0] for row in cursor.fetchall()]
-        for schema in schemas:
-            drop_raw(schema, alias)
 
 
 def _env(**extra: str) -> dict[str, str]:
