@@ -144,3 +144,19 @@ def test_later_schemas_replay_the_ddl_recorded_for_the_first(make_tenant):
         for table in storage.existing_tenant_tables(second.db_schema, "default")
     }
     Project.for_tenant(second).objects.create(name="in a replayed schema")
+
+
+@pytest.mark.postgresql
+def test_a_schema_is_never_named_after_someone_elses_role(pending):
+    """Even without per-tenant roles: a role of the schema's name (say, one that appeared
+    after the signup, or one on another database's cluster) would find the schema first
+    on its search_path."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{pending.db_schema}" NOLOGIN')
+    try:
+        with pytest.raises(ForeignObject, match=f"role '{pending.db_schema}'"):
+            build_storage(pending)
+        assert not storage.schema_exists(pending.db_schema, "default")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP ROLE IF EXISTS "{pending.db_schema}"')

@@ -66,7 +66,6 @@ class Held:
 
     def __init__(self, name: str, using: str, raw: Any = None) -> None:
         self.name, self.using, self.raw = name, using, raw
-        self.depth = 1
 
     def alive(self) -> bool:
         """Return whether the lock's transaction still stands (one round trip)."""
@@ -95,12 +94,8 @@ def hold(name: str, using: str, *, wait: float = 0.0) -> Iterator[Held | None]:
     """
     held: dict[str, Held] = _held.__dict__.setdefault("locks", {})
     mine = held.get(name)
-    if mine is not None:
-        mine.depth += 1
-        try:
-            yield mine
-        finally:
-            mine.depth -= 1
+    if mine is not None:  # taken again by its holder: the outer block releases it
+        yield mine
         return
     if connections[using].vendor != "postgresql":
         acquired = _hold_local(name, wait)

@@ -28,7 +28,8 @@ def create_schema(schema: str, using: str, owner: str) -> bool:
 
     Returns False, creating nothing, when ``owner``'s schema already stands
     (a retry finishing an interrupted build); raises :class:`ForeignObject`
-    when anything else has the name.
+    when anything else has the name: a schema, or (PostgreSQL) a role that is
+    not ``owner``'s.
     """
     connection = connections[using]
     if storage.uses_schemas(connection):
@@ -38,6 +39,9 @@ def create_schema(schema: str, using: str, owner: str) -> bool:
     if ownership.claim_schema(schema, using, owner):
         return False
     if storage.uses_schemas(connection):
+        # A role of that name would find the schema first on its search_path ($user):
+        # a schema is never named after someone else's role, on any database.
+        ownership.claim_role(schema, using, owner)
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {connection.ops.quote_name(schema)}")
     ownership.mark_schema(schema, using, owner)
