@@ -3,9 +3,11 @@
 import pytest
 from django.db import connection
 
+from tenancy._migrating.plan import plan as migration_plan
 from tenancy._orchestration import pool
 from tenancy._primitives import storage
 from tenancy.models import PoolSchema, TenantState
+from tests.support import drop_raw
 from tests.testapp.models import Customer, Project
 
 pytestmark = pytest.mark.postgresql
@@ -58,3 +60,27 @@ def test_without_a_pool_nothing_is_built_ahead(make_tenant, settings):
     settings.TENANCY_POOL_SIZE = 0
     make_tenant("plain")
     assert _pool_schemas() == set()
+
+
+def test_a_pool_entry_whose_schema_is_not_the_pools_is_never_renamed(make_tenant, settings):
+    """A pool row that names a schema someone else made (or one whose mark is gone) is
+    forgotten, not renamed to a tenant's: the tenant is built normally, the schema stays."""
+    settings.TENANCY_POOL_SIZE = 1
+    with connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA "tenancy_pool_handmade"')
+        cursor.execute('CREATE TABLE "tenancy_pool_handmade"."keep" (x int)')
+    PoolSchema.objects.create(
+        name="tenancy_pool_handmade",
+        database="default",
+        digest=migration_plan().digest,
+        token="a" * 32,
+    )
+    try:
+        tenant = make_tenant("not_from_that_pool")
+        assert tenant.state == TenantState.READY
+        assert storage.schema_exists("tenancy_pool_handmade", "default")
+        assert storage.schema_exists(tenant.db_schema, "default")
+        assert not PoolSchema.objects.filter(name="tenancy_pool_handmade").exists()
+    finally:
+        pool.drain("default")
+        drop_raw("tenancy_pool_handmade")
