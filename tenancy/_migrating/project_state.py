@@ -19,7 +19,7 @@ from django.db import models
 from django.db.migrations.state import ModelState, ProjectState
 
 from tenancy._classes import factory
-from tenancy._classes.registry import TEMPLATES
+from tenancy._classes.registry import TEMPLATES, is_template, template_of
 from tenancy.state import PerTenant
 
 __all__ = ["install", "template_model_states"]
@@ -38,11 +38,40 @@ def template_model_states() -> list[ModelState]:
 
 def _model_state(model: type[models.Model]) -> ModelState:
     state = ModelState.from_model(model)
-    if not any(isinstance(base, str) for base in state.bases):
-        # A root tenant model: mark it (children inherit the mark from it).
-        mixins = tuple(b for b in state.bases if b is not models.Model)
-        state.bases = (PerTenant, *mixins, models.Model)  # type: ignore[arg-type]  # stubs: bases also takes mixins
+    state.bases = declared_bases(template_of(model))  # type: ignore[assignment]  # stubs: bases also takes mixins
     return state
+
+
+def declared_bases(template: type) -> tuple[Any, ...]:
+    """Return the bases a template's migration state is written with, as declared.
+
+    The bases the user wrote, in their order, as Django writes a concrete
+    model's: a parent template by its label, an abstract model replaced by its
+    own bases, a plain mixin as is. A root template is marked
+    ``(PerTenant, *mixins, models.Model)``; a child names its parent template
+    (which carries the mark) and its own mixins, so any order of bases that
+    Django allows renders (the tenant classes themselves are built with other
+    bases, which must not leak into the migration files).
+    """
+    bases: list[Any] = []
+    for base in template.__bases__:
+        for flat in _flattened(base):
+            if flat not in bases:
+                bases.append(flat)
+    if any(isinstance(base, str) for base in bases):
+        return tuple(base for base in bases if base is not models.Model)
+    mixins = [base for base in bases if base is not models.Model]
+    return (PerTenant, *mixins, models.Model)
+
+
+def _flattened(base: type) -> list[Any]:
+    if is_template(base):
+        return [base._meta.label_lower]  # type: ignore[attr-defined]  # a template is a model
+    meta = getattr(base, "_meta", None)
+    if meta is not None and meta.abstract:
+        # Django writes an abstract model's bases in its place (its fields are copied).
+        return [flat for parent in base.__bases__ for flat in _flattened(parent)]
+    return [base]
 
 
 _original_from_apps = ProjectState.from_apps.__func__  # type: ignore[attr-defined]
