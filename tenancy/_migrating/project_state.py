@@ -38,7 +38,7 @@ def template_model_states() -> list[ModelState]:
 
 def _model_state(model: type[models.Model]) -> ModelState:
     state = ModelState.from_model(model)
-    state.bases = declared_bases(template_of(model))  # type: ignore[assignment]  # stubs: bases also takes mixins
+    state.bases = declared_bases(template_of(model))
     return state
 
 
