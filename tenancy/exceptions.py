@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 __all__ = [
+    "CrossTenantRelation",
     "ForeignObject",
     "InvalidTenantKey",
     "LockLost",
@@ -86,6 +87,27 @@ class ForeignObject(TenancyError, RuntimeError):
             "`manage.py tenancy_reconcile --retry-failed`); or delete the tenant and sign "
             "it up again, which picks another name."
         )
+
+
+class CrossTenantRelation(TenancyError, ValueError):
+    """A row of one tenant was given to a relation of another tenant's row.
+
+    Tenants' rows never point at each other's: each lives in its own schema.
+    """
+
+    def __init__(self, value: Any, instance: Any, field: str) -> None:
+        self.value, self.instance, self.field = value, instance, field
+        theirs, ours = _tenant_of(value), _tenant_of(instance)
+        super().__init__(
+            f'Cannot assign "{value!r}" to {type(instance).__name__}.{field}: it is a row of '
+            f"tenant {theirs}, and this {type(instance).__name__} belongs to tenant {ours}. "
+            "Rows of one tenant never point at another's: use a row of the same tenant "
+            "(Model.for_tenant(tenant))."
+        )
+
+
+def _tenant_of(row: Any) -> str:
+    return str(type(row).__dict__.get("_tenancy_schema") or "?")
 
 
 class LockLost(TenancyError, ConnectionError):

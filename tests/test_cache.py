@@ -9,7 +9,7 @@ import tenancy
 from tenancy._classes import cache
 from tenancy._classes.factory import MODEL_SIGNALS
 from tests.testapp import receivers
-from tests.testapp.models import Category, Product, Project
+from tests.testapp.models import Category, Product, Profile, Project
 
 
 def test_for_tenant_returns_the_same_class_while_cached(tenant):
@@ -74,3 +74,44 @@ def test_evicted_classes_leave_no_signal_receivers_behind(tenant):
     assert senders() > before
     tenancy.clear_cache()
     assert senders() == before
+
+
+def _shared_accessors(tenant) -> set[str]:
+    """The reverse accessors this tenant's classes put on User (FK, one-to-one, m2m)."""
+    return {name for name in vars(User) if name.startswith(tenant.db_schema)}
+
+
+def test_every_kind_of_relation_to_a_shared_model_lets_go_of_its_classes(tenant):
+    """A foreign key and a one-to-one to User set a reverse accessor on User (a
+    many-to-many's lives on the tenant's proxy of User); evicting the tenant removes
+    them, and nothing keeps its classes alive (else the cache bound would not bound
+    memory)."""
+    user = User.objects.create(username="fan")
+    profile = Profile.for_tenant(tenant).objects.create(user=user)
+    profile.fans.add(user)
+    Project.for_tenant(tenant).objects.create(name="p", sponsor=user)
+    assert getattr(user, f"{tenant.db_schema}_profile_profile") == profile
+    assert _shared_accessors(tenant) == {
+        f"{tenant.db_schema}_project_sponsored",
+        f"{tenant.db_schema}_profile_profile",
+    }
+    refs = [weakref.ref(m) for m in cache.cached(tenant.db_schema).apps.get_models(True)]
+    del profile, user
+    receivers.calls.clear()
+    tenancy.clear_cache()
+    gc.collect()
+    assert _shared_accessors(tenant) == set()
+    assert [ref() for ref in refs if ref() is not None] == []
+
+
+def test_deleting_a_tenant_releases_its_classes_in_this_process_at_once(make_tenant):
+    tenant = make_tenant("short_lived")
+    Profile.for_tenant(tenant).objects.create(user=User.objects.create(username="u"))
+    refs = [weakref.ref(m) for m in cache.cached(tenant.db_schema).apps.get_models(True)]
+    schema = tenant.db_schema
+    receivers.calls.clear()
+    tenant.delete()
+    gc.collect()
+    assert cache.cached(schema) is None
+    assert not any(name.startswith(schema) for name in vars(User))
+    assert [ref() for ref in refs if ref() is not None] == []

@@ -18,14 +18,21 @@ garbage.
 
 from __future__ import annotations
 
+import copyreg
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
 
 from tenancy._classes import factory
-from tenancy._classes.registry import is_template, template_of
+from tenancy._classes.registry import (
+    TENANT_ATTR,
+    TenantModelBase,
+    is_template,
+    is_tenant_class,
+    template_of,
+)
 from tenancy._primitives import conf, shared
 from tenancy._primitives.states import READY
 from tenancy.exceptions import TenancyError, TenantDeleted, TenantNotReady
@@ -86,6 +93,7 @@ def tenant_models(tenant: AbstractTenant, *, verify: bool = True) -> factory.Ten
             bundle = None
         if bundle is None:
             bundle = factory.build(key, tenant.database, incarnation=tenant.incarnation)
+            _make_picklable(bundle)
             _bundles[key] = bundle
             _evict(conf.model_cache_size())
     return bundle
@@ -148,6 +156,94 @@ def _verify(tenant: AbstractTenant) -> None:
         setattr(tenant, name, value)
     if tenant.state != _READY:
         raise TenantNotReady(tenant, tenant.state, tenant.last_error)
+
+
+# -- pickling: a tenant's classes (and fields, so querysets) by tenant, not by name --
+
+
+def _reduce_class(cls: type) -> Any:
+    """Pickle a tenant class as "this tenant's class of that template"; a template (or
+    ``TenantModel``) by reference, as pickle would."""
+    if not is_tenant_class(cls) or getattr(cls, TENANT_ATTR) is None:
+        return cls.__qualname__
+    model = cast("type[models.Model]", cls)
+    bundle = _owner(model)
+    return _unpickle_class, (bundle.schema, bundle.incarnation, model._meta.label_lower)
+
+
+def _unpickle_class(schema: str, incarnation: str | None, label: str) -> type[models.Model]:
+    """Find a pickled tenant class again: the same tenant's, never another incarnation's."""
+    return _found(schema, incarnation).apps.get_model(label)
+
+
+def _unpickle_field(
+    schema: str, incarnation: str | None, label: str, name: str
+) -> models.Field[Any, Any]:
+    """Find a pickled field of a tenant class again (querysets pickle their fields)."""
+    field = _found(schema, incarnation).apps.get_model(label)._meta.get_field(name)
+    return cast("models.Field[Any, Any]", field)
+
+
+def _found(schema: str, incarnation: str | None) -> factory.TenantModels:
+    bundle = _bundles.get(schema)
+    if bundle is not None and bundle.incarnation == incarnation:
+        return bundle
+    tenant = shared.tenants().filter(db_schema=schema, incarnation=incarnation).first()
+    if tenant is None:
+        raise TenantDeleted(
+            schema, "It was pickled with classes of a tenant that no longer exists."
+        )
+    return tenant_models(tenant)
+
+
+def _owner(model: type[models.Model]) -> factory.TenantModels:
+    """Return the cached classes ``model`` belongs to (an auto-created many-to-many
+    table's too, found by its registry: pickling is not a hot path)."""
+    registry = model._meta.apps
+    bundle = _bundles.get(getattr(model, TENANT_ATTR, None) or "")
+    if bundle is None or bundle.apps is not registry:
+        bundle = next((b for b in list(_bundles.values()) if b.apps is registry), None)
+    if bundle is None:
+        raise TenancyError(f"{model!r} is not the cached class of its tenant: it cannot pickle.")
+    return bundle
+
+
+_picklable_fields: dict[type, type] = {}
+
+
+def _make_picklable(bundle: factory.TenantModels) -> None:
+    """Give each field of a tenant's classes a ``__reduce__`` that names its tenant.
+
+    Django pickles a field as (app label, model name, field name) and finds it in
+    the global registry, where tenant classes are not: the field's class is
+    swapped for a subclass (made once per field class) that pickles it as this
+    tenant's field instead. Nothing else about the field changes.
+    """
+    for model in bundle.apps.get_models(include_auto_created=True):
+        for field in (*model._meta.local_fields, *model._meta.local_many_to_many):
+            cls = type(field)
+            swapped = _picklable_fields.get(cls)
+            if swapped is None:
+                swapped = type(
+                    cls.__name__,
+                    (cls,),
+                    {
+                        "__reduce__": _reduce_field,
+                        "__module__": cls.__module__,
+                        "__qualname__": cls.__qualname__,
+                    },
+                )
+                _picklable_fields[cls] = swapped
+            field.__class__ = swapped
+
+
+def _reduce_field(field: models.Field[Any, Any]) -> tuple[Any, ...]:
+    bundle = _owner(field.model)
+    args = (bundle.schema, bundle.incarnation, field.model._meta.label_lower, field.name)
+    return _unpickle_field, args
+
+
+copyreg.pickle(TenantModelBase, _reduce_class)
 
 
 def _template(cls: Any) -> type[models.Model]:

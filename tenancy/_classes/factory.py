@@ -27,7 +27,8 @@ from tenancy._classes.blueprints import Blueprint, blueprint_for
 from tenancy._classes.registry import TEMPLATES, TENANT_ATTR
 from tenancy._primitives import shared, storage
 from tenancy._primitives.ddl import prefixed
-from tenancy._primitives.markers import TEMPLATE_OF_ATTR
+from tenancy._primitives.markers import TEMPLATE_OF_ATTR, template_of
+from tenancy.exceptions import CrossTenantRelation
 
 if TYPE_CHECKING:
     from django.db.models.base import ModelBase
@@ -121,7 +122,10 @@ class TenantModels:
                 signal.disconnect(receiver, sender=sender, dispatch_uid=uid)
             elif kind == "accessor":
                 target, name, rel = args
-                if getattr(target.__dict__.get(name), "rel", None) is rel:
+                descriptor = target.__dict__.get(name)
+                # Reverse many-to-one and many-to-many descriptors keep the relation in
+                # ``.rel``; Django's ReverseOneToOneDescriptor keeps it in ``.related``.
+                if rel in (getattr(descriptor, "rel", None), getattr(descriptor, "related", None)):
                     delattr(target, name)
         self._extras.clear()
 
@@ -151,7 +155,50 @@ def build(schema: str | None, database: str, *, incarnation: str | None = None) 
             cast("_RoutedClass", model)._tenancy_database = database
     if schema is not None:
         _split_cross_database_many_to_many(bundle)
+        _guard_relations(bundle)
     return bundle
+
+
+_guarded_descriptors: dict[type, type] = {}
+
+
+def _guard_relations(bundle: TenantModels) -> None:
+    """Make a forward relation between tenant classes refuse another tenant's row by name.
+
+    Django would say the row "must be a Project instance", which it is, of another
+    tenant's class: the error says whose it is instead.
+    """
+    for model in bundle.models.values():
+        for fld in model._meta.local_fields:
+            if not (fld.many_to_one or fld.one_to_one) or fld.name not in model.__dict__:
+                continue
+            target = cast(models.ForeignObjectRel, fld.remote_field).model
+            if not isinstance(target, type) or TENANT_ATTR not in target.__dict__:
+                continue
+            descriptor = model.__dict__[fld.name]
+            cls = type(descriptor)
+            guarded = _guarded_descriptors.get(cls)
+            if guarded is None:
+                guarded = type(cls.__name__, (_SameTenantDescriptor, cls), {})
+                _guarded_descriptors[cls] = guarded
+            descriptor.__class__ = guarded
+
+
+class _SameTenantDescriptor:
+    """The ``__set__`` of a forward relation of a tenant class (mixed into Django's)."""
+
+    field: Any
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        target = self.field.remote_field.model._meta.concrete_model
+        if (
+            value is not None
+            and not isinstance(value, target)
+            and TENANT_ATTR in type(value).__dict__
+            and isinstance(value, template_of(target))
+        ):
+            raise CrossTenantRelation(value, instance, self.field.name)
+        super().__set__(instance, value)  # type: ignore[misc]  # Django's descriptor follows
 
 
 def _split_cross_database_many_to_many(bundle: TenantModels) -> None:

@@ -25,6 +25,7 @@ from django.db.models.manager import ManagerDescriptor
 
 from tenancy._primitives.markers import (
     TEMPLATE_ATTR,
+    TEMPLATE_OF_ATTR,
     TENANT_ATTR,
     is_template,
     is_tenant_class,
@@ -83,6 +84,11 @@ class TenantModelBase(ModelBase):
     def __new__(
         mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any], **kwargs: Any
     ) -> TenantModelBase:
+        tenant_bases = [b for b in bases if is_tenant_class(b)]
+        if tenant_bases and TENANT_ATTR not in attrs:
+            # A subclass of a tenant's class made at run time: it stays in that
+            # tenant's registry, and is never a new template.
+            _as_subclass_of_tenant_class(attrs, tenant_bases[0])
         if TENANT_ATTR in attrs or not any(isinstance(b, TenantModelBase) for b in bases):
             # A tenant's class built by the factory, or TenantModel itself.
             return super().__new__(mcs, name, bases, attrs, **kwargs)
@@ -122,6 +128,25 @@ class TenantModelBase(ModelBase):
         _guard_managers(model)
         TEMPLATES[model._meta.label_lower] = model
         return cls
+
+    def __repr__(cls) -> str:
+        schema = cls.__dict__.get(TENANT_ATTR)
+        if schema:
+            return f"<class '{schema}.{cls.__name__}'>"  # the tenant's, not the template's
+        return super().__repr__()
+
+
+def _as_subclass_of_tenant_class(attrs: dict[str, Any], base: type) -> None:
+    """Make a run-time subclass of a tenant's class a class of the same tenant."""
+    attrs.setdefault("__module__", base.__module__)
+    attrs[TENANT_ATTR] = base.__dict__[TENANT_ATTR]
+    attrs.setdefault("_tenancy_database", base.__dict__.get("_tenancy_database"))
+    attrs[TEMPLATE_OF_ATTR] = template_of(base)
+    meta = attrs.get("Meta")
+    if meta is None or not hasattr(meta, "apps"):
+        opts = base._meta  # type: ignore[attr-defined]  # a tenant class is a model
+        body = {"apps": opts.apps, "app_label": opts.app_label}
+        attrs["Meta"] = type("Meta", (meta,) if meta is not None else (), body)
 
 
 def _template_meta(

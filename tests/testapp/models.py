@@ -111,3 +111,12 @@ class ArchivedProject(Project):
 
     def shout(self):
         return f"archived {self.name}"
+
+
+class Profile(TenantModel):
+    """Relations to a shared model with reverse accessors on it (per tenant)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="%(class)s_profile"
+    )
+    fans = models.ManyToManyField("auth.User", blank=True, related_name="%(class)s_idols")
