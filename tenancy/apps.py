@@ -26,6 +26,7 @@ class TenancyConfig(AppConfig):
         from tenancy._delivery import handlers
         from tenancy._migrating import project_state
         from tenancy._primitives import jobs, shared
+        from tenancy.models import install_template_accessors
 
         validation.check_all()
         project_state.install()
@@ -35,6 +36,7 @@ class TenancyConfig(AppConfig):
         tenant = shared.tenant_model()
         post_save.connect(handlers.tenant_saved, sender=tenant, dispatch_uid="tenancy.saved")
         post_delete.connect(handlers.tenant_deleted, sender=tenant, dispatch_uid="tenancy.deleted")
+        install_template_accessors(tenant)
         assert checks.TAG
 
 

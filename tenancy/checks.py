@@ -35,8 +35,9 @@ from django.utils.module_loading import import_string
 
 from tenancy._classes import validation
 from tenancy._classes.registry import TEMPLATES, template_parent
-from tenancy._primitives import conf
+from tenancy._primitives import conf, shared
 from tenancy._primitives.markers import is_abstract_tenant_subclass
+from tenancy.models import TemplateAccessor, template_accessors
 
 #: The tag of every check of the library: ``manage.py check --tag tenancy``.
 TAG = "tenancy"
@@ -153,6 +154,33 @@ def relation_errors(
             except ImproperlyConfigured as exc:
                 errors.append(Error(str(exc), hint=hint, obj=model, id="tenancy.E004"))
     return errors
+
+
+@register(Tags.models, TAG)
+def check_template_accessors(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.W002: a template's accessor on the tenant model is taken by another attribute."""
+    try:
+        model = shared.tenant_model()
+    except ImproperlyConfigured:
+        return []
+    warnings: list[CheckMessage] = []
+    for name, template in template_accessors(model).items():
+        current = next((c.__dict__[name] for c in model.__mro__ if name in c.__dict__), None)
+        if current is None or isinstance(current, TemplateAccessor):
+            continue
+        warnings.append(
+            Warning(
+                f"{model._meta.label} already has an attribute {name!r}, so `tenant.{name}` "
+                f"is not the accessor of {template._meta.label}.",
+                hint=f"Give {template.__name__} another accessor name (class TenantMeta: "
+                "related_name = '...'), or one ending with '+' for none.",
+                obj=template,
+                id="tenancy.W002",
+            )
+        )
+    return warnings
 
 
 @register(TAG)

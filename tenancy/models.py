@@ -25,6 +25,7 @@ __all__ = [
     "AbstractTenant",
     "PoolSchema",
     "RolloutRefusal",
+    "TemplateAccessor",
     "TenantManager",
     "TenantModel",
     "TenantOperation",
@@ -222,6 +223,53 @@ class AbstractTenant(models.Model):
 
 
 setattr(AbstractTenant, TENANT_MODEL_ATTR, True)
+
+
+class TemplateAccessor:
+    """``tenant.projects``: the default manager of the tenant's class of a template.
+
+    Installed on the tenant model for each template under its
+    ``TenantMeta.related_name`` (default: the model's name in lower case plus
+    "s"; a name ending with "+" installs none), as django-tenancy 0.3 did::
+
+        class Project(TenantModel):
+            class TenantMeta:
+                related_name = "projects"
+
+        customer.projects.create(name="first")  # Project.for_tenant(customer).objects
+    """
+
+    def __init__(self, template: type[TenantModel]) -> None:
+        self.template = template
+
+    def __get__(self, tenant: AbstractTenant | None, owner: type | None = None) -> Any:
+        if tenant is None:
+            return self
+        return self.template.for_tenant(tenant)._default_manager
+
+
+def template_accessors(tenant_model: type[models.Model]) -> dict[str, type[models.Model]]:
+    """Return ``{accessor name: template}`` of the accessors the tenant model gets."""
+    accessors = {}
+    for template in TEMPLATES.values():
+        name = getattr(template, "_tenancy_related_name", None)
+        if name and not name.endswith("+"):
+            accessors[name] = template
+    return accessors
+
+
+def install_template_accessors(tenant_model: type[models.Model]) -> list[str]:
+    """Put a :class:`TemplateAccessor` on the tenant model for each template; return the
+    names left out because the tenant model already has an attribute of that name
+    (the system check ``tenancy.W002`` reports them)."""
+    taken = []
+    for name, template in template_accessors(tenant_model).items():
+        current = next((c.__dict__[name] for c in tenant_model.__mro__ if name in c.__dict__), None)
+        if current is not None and not isinstance(current, TemplateAccessor):
+            taken.append(name)
+            continue
+        setattr(tenant_model, name, TemplateAccessor(template))  # type: ignore[arg-type]
+    return taken
 
 
 def _send_provisioning(tenant: AbstractTenant, alias: str) -> None:

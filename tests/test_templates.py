@@ -138,3 +138,25 @@ def test_for_tenant_on_an_abstract_mixin_is_refused(tenant):
 def test_for_tenant_takes_a_tenant():
     with pytest.raises(TypeError, match="takes a tenant"):
         Project.for_tenant("acme")  # type: ignore[arg-type]
+
+
+def test_the_tenant_model_has_an_accessor_for_each_template(tenant):
+    """As in django-tenancy 0.3: ``tenant.projects`` is the default manager of the
+    tenant's Project class (``TenantMeta.related_name``, default the name plus "s")."""
+    created = tenant.projects.create(name="via the accessor")
+    assert tenant.projects.model is Project.for_tenant(tenant)
+    assert list(Project.for_tenant(tenant).objects.values_list("name", flat=True)) == [
+        "via the accessor"
+    ]
+    assert tenant.reports.model is Report.for_tenant(tenant)
+    assert created.pk in tenant.projects.values_list("pk", flat=True)
+
+
+def test_an_accessor_taken_by_an_attribute_of_the_tenant_model_is_a_warning(monkeypatch):
+    from tenancy import checks
+
+    monkeypatch.setattr(Project, "_tenancy_related_name", "name")  # Customer.name: a field
+    [warning] = [w for w in checks.check_template_accessors() if w.id == "tenancy.W002"]
+    assert "already has an attribute 'name'" in warning.msg
+    monkeypatch.setattr(Project, "_tenancy_related_name", "projects+")  # none at all
+    assert checks.check_template_accessors() == []

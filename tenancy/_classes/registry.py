@@ -80,6 +80,9 @@ class TenantModelBase(ModelBase):
     _tenancy_parent: type | None
     _tenancy_proxy: bool
     _tenancy_own_fields: frozenset[str]
+    #: The name of the accessor on the tenant model (``TenantMeta.related_name``); None
+    #: or a name ending with "+" for none.
+    _tenancy_related_name: str | None
 
     def __new__(
         mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any], **kwargs: Any
@@ -97,6 +100,7 @@ class TenantModelBase(ModelBase):
             # An abstract mixin of tenant models: plain Django abstract inheritance.
             attrs["Meta"] = meta
             return super().__new__(mcs, name, bases, attrs, **kwargs)
+        tenant_meta = attrs.pop("TenantMeta", None)
         parents = [b for b in bases if is_template(b)]
         if len(parents) > 1:
             raise TenantModelDefinitionError(
@@ -122,6 +126,7 @@ class TenantModelBase(ModelBase):
         cls._tenancy_parent = parent
         cls._tenancy_proxy = proxy
         cls._tenancy_own_fields = own
+        cls._tenancy_related_name = getattr(tenant_meta, "related_name", f"{name.lower()}s")
         if proxy:
             _strip_inherited_fields(model, own)
         _add_exceptions(model, parent)
