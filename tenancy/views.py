@@ -8,7 +8,12 @@ Put a mixin before Django's generic view; the tenant comes from
 
     class ReportCreate(TenantObjectMixin, CreateView):
         model = Report
-        form_class = ReportForm              # Meta.model = Report; built per tenant
+        form_class = ReportForm              # Meta.model = Report, or none; built per tenant
+
+``self.tenant`` is the tenant the view serves. Formsets of tenant models
+are built in the view with :func:`tenancy.forms.tenant_modelformset_factory`
+and :func:`tenancy.forms.tenant_inlineformset_factory` for ``self.tenant``
+(see docs/views.md).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from django import forms
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.http import Http404, HttpRequest
+from django.utils.functional import cached_property
 
 from tenancy._classes.registry import is_template, template_of
 from tenancy.forms import tenant_modelform_factory
@@ -31,18 +37,33 @@ __all__ = ["TenantMixin", "TenantModelMixin", "TenantObjectMixin"]
 
 
 class TenantMixin:
-    """Give a view the request's tenant through ``get_tenant()``, and ``tenant`` to templates."""
+    """Give a view the tenant it serves, ``self.tenant`` (``get_tenant()``), and ``tenant``
+    to templates."""
 
     request: HttpRequest
+
+    @cached_property
+    def tenant(self) -> AbstractTenant:
+        """The tenant the view serves: what ``get_tenant()`` returns, asked once per view.
+
+        A cached property, not set by ``setup()``: ``get_tenant()`` runs at the
+        first use (in the handler, after the ``dispatch()`` of mixins placed
+        before this one, such as ``LoginRequiredMixin``), then never again for
+        this view instance (Django makes one per request). Its errors
+        (``Http404``, ``ImproperlyConfigured``) are raised at that first use.
+        """
+        return self.get_tenant()
 
     def get_tenant(self) -> AbstractTenant:
         """Return the tenant the view serves: ``request.tenant`` unless overridden.
 
         Raises ``Http404`` when the request names no tenant (a page of the
         public site), ``ImproperlyConfigured`` without ``TenantMiddleware``.
+        Use ``self.tenant`` to read it: this method is what computes it.
         """
+        request = self.request
         try:
-            tenant = cast("TenantRequest", self.request).tenant
+            tenant = cast("TenantRequest", request).tenant
         except AttributeError:
             raise ImproperlyConfigured(
                 f"{type(self).__name__} needs request.tenant: add "
@@ -53,7 +74,7 @@ class TenantMixin:
         return tenant
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        kwargs.setdefault("tenant", self.get_tenant())
+        kwargs.setdefault("tenant", self.tenant)
         return super().get_context_data(**kwargs)  # type: ignore[misc]
 
 
@@ -61,18 +82,20 @@ class TenantModelMixin(TenantMixin):
     """For views whose ``model`` is a template: the tenant's class and model forms.
 
     ``form_class`` may be a ``ModelForm`` of the template (see
-    :mod:`tenancy.forms`); without one, a form of ``fields`` is built for
-    the tenant's class.
+    :mod:`tenancy.forms`) or a ``ModelForm`` without ``Meta.model``, which is
+    bound to the tenant's class of ``model``; without one, a form of
+    ``fields`` is built for the tenant's class.
     """
 
     model: type[models.Model] | None = None
 
     def get_model(self) -> type[models.Model]:
         """Return the tenant's class of ``model`` (a dictionary hit once cached)."""
-        return self._template().for_tenant(self.get_tenant())
+        return self._template().for_tenant(self.tenant)
 
     def get_form_class(self) -> type[forms.BaseForm]:
-        """Return the form class, built for the tenant when it is a form of a template."""
+        """Return the form class, built for the tenant when it is a model form of a template
+        or of no model (then of ``model``); other forms are returned as they are."""
         form_class = getattr(self, "form_class", None)
         fields = getattr(self, "fields", None)
         if form_class is not None and fields is not None:
@@ -80,17 +103,19 @@ class TenantModelMixin(TenantMixin):
                 f"{type(self).__name__}: give either 'fields' or 'form_class', not both."
             )
         if form_class is not None:
-            if issubclass(form_class, forms.BaseModelForm) and _is_tenant_model(
-                form_class._meta.model
-            ):
-                return tenant_modelform_factory(self.get_tenant(), form_class)
+            if not issubclass(form_class, forms.BaseModelForm):
+                return form_class
+            if form_class._meta.model is None:
+                return tenant_modelform_factory(self.tenant, self._template(), form=form_class)
+            if _is_tenant_model(form_class._meta.model):
+                return tenant_modelform_factory(self.tenant, form_class)
             return form_class
         if fields is None:
             raise ImproperlyConfigured(
                 f"{type(self).__name__} needs 'fields' or 'form_class' to build a form of "
                 f"{self._template().__name__}."
             )
-        return tenant_modelform_factory(self.get_tenant(), self._template(), fields=fields)
+        return tenant_modelform_factory(self.tenant, self._template(), fields=fields)
 
     def _template(self) -> type[TenantModel]:
         if self.model is None:

@@ -1,5 +1,6 @@
 """URLs of the request-routing tests: plain views reading request.tenant, and generic views."""
 
+from django import forms
 from django.http import HttpResponse
 from django.urls import path
 from django.views.generic import CreateView, DeleteView, DetailView, ListView, UpdateView
@@ -24,6 +25,16 @@ class ItemForm(TenantModelForm):
     class Meta:
         model = Item
         fields = ["project", "code", "tags"]
+
+
+class ProjectForm(forms.ModelForm):
+    """A model form without Meta.model: a view binds it to its tenant's class of its model."""
+
+    class Meta:
+        fields = ["name"]
+
+    def clean_name(self):
+        return self.cleaned_data["name"].lower()
 
 
 class ProjectViewMixin(TenantObjectMixin):
@@ -52,6 +63,14 @@ class ProjectDelete(ProjectViewMixin, DeleteView):
     pass
 
 
+class ProjectCreateWithForm(ProjectViewMixin, CreateView):
+    form_class = ProjectForm
+
+
+class ProjectUpdateWithForm(ProjectViewMixin, UpdateView):
+    form_class = ProjectForm
+
+
 class ItemCreate(TenantObjectMixin, CreateView):
     model = Item
     form_class = ItemForm
@@ -63,8 +82,10 @@ urlpatterns = [
     path("project-names/", project_names),
     path("projects/", ProjectList.as_view()),
     path("projects/new/", ProjectCreate.as_view()),
+    path("projects/new-with-form/", ProjectCreateWithForm.as_view()),
     path("projects/<slug:slug>/", ProjectDetail.as_view()),
     path("projects/<slug:slug>/edit/", ProjectUpdate.as_view()),
+    path("projects/<slug:slug>/rename/", ProjectUpdateWithForm.as_view()),
     path("projects/<slug:slug>/delete/", ProjectDelete.as_view()),
     path("items/new/", ItemCreate.as_view()),
 ]

@@ -2,15 +2,17 @@
 
 import pytest
 from django import forms
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404
 from django.test import Client, RequestFactory, override_settings
-from django.views.generic import DetailView, ListView
+from django.views.generic import CreateView, DetailView, ListView
 
 from tenancy.exceptions import TemplateModelUsed
 from tenancy.forms import TenantModelForm, tenant_modelform_factory
-from tenancy.views import TenantObjectMixin
-from tests.routing_urls import ItemForm, ProjectList
+from tenancy.views import TenantMixin, TenantObjectMixin
+from tests.routing_urls import ItemForm, ProjectCreateWithForm, ProjectForm, ProjectList
 from tests.testapp.models import Customer, Item, Project, Report, Tag
 
 PAGES = {
@@ -21,6 +23,7 @@ PAGES = {
     "testapp/project_form.html": "{{ form.errors }}",
     "testapp/project_confirm_delete.html": "Delete {{ project.name }}?",
     "testapp/item_form.html": "{{ form.project }}{{ form.errors }}",
+    "testapp/view_tenant.html": "{{ view.tenant.name }}",
 }
 TEMPLATES = [
     {
@@ -155,6 +158,133 @@ def test_form_class_of_a_template_refuses_another_tenants_row(acme, globex):
     assert accepted.status_code == 302, accepted.content
     assert [i.code for i in Item.for_tenant(acme).objects.all()] == ["a1"]
     assert not Item.for_tenant(globex).objects.exists()
+
+
+# A ModelForm without Meta.model given to a view is bound to the view's tenant model.
+
+
+def tenant_request(tenant, method="get", data=None):
+    factory = RequestFactory(HTTP_HOST=f"{tenant.name if tenant else 'www'}.example.com")
+    request = getattr(factory, method)("/", data or {})
+    request.tenant = tenant
+    return request
+
+
+def test_form_class_without_a_model_is_a_form_of_the_tenants_class_of_the_views_model(acme):
+    view = ProjectCreateWithForm()
+    view.setup(tenant_request(acme))
+
+    form = view.get_form()
+
+    assert type(form)._meta.model is Project.for_tenant(acme)
+    assert isinstance(form, ProjectForm)
+    assert list(form.fields) == ["name"]
+
+
+def test_create_view_with_a_form_without_a_model_saves_into_the_tenants_table(acme, globex):
+    response = acme_client().post("/projects/new-with-form/", {"name": "BETA"})
+
+    assert response.status_code == 302, response.content
+    assert project_names(acme) == ["alpha", "beta"]  # the form's clean_name() ran
+    assert project_names(globex) == ["delta", "epsilon", "gamma"]
+
+
+def test_update_view_with_a_form_without_a_model_edits_the_tenants_row_only(acme, globex):
+    response = acme_client().post("/projects/alpha/rename/", {"name": "Omega"})
+
+    assert response.status_code == 302, response.content
+    assert project_names(acme) == ["omega"]
+    assert acme_client().post("/projects/gamma/rename/", {"name": "x"}).status_code == 404
+    assert project_names(globex) == ["delta", "epsilon", "gamma"]
+
+
+def test_tenant_model_form_without_a_model_is_bound_to_the_views_model_too(acme):
+    class TagForm(TenantModelForm):
+        class Meta:
+            fields = ["label"]
+
+    class TagCreate(TenantObjectMixin, CreateView):
+        model = Tag
+        form_class = TagForm
+        success_url = "/"
+
+    response = TagCreate.as_view()(tenant_request(acme, "post", {"label": "urgent"}))
+
+    assert response.status_code == 302
+    assert [t.label for t in Tag.for_tenant(acme).objects.all()] == ["urgent"]
+
+
+def test_form_class_without_a_model_on_a_view_without_a_model_is_improperly_configured(acme):
+    class Nowhere(TenantObjectMixin, CreateView):
+        form_class = ProjectForm
+
+    with pytest.raises(ImproperlyConfigured, match="missing a model"):
+        Nowhere.as_view()(tenant_request(acme))
+
+
+# view.tenant: the tenant the view serves.
+
+
+def test_view_tenant_is_the_requests_tenant_once_setup_ran(acme, globex):
+    view = ProjectList()
+    view.setup(tenant_request(globex))
+
+    assert view.tenant is globex
+
+
+def test_view_tenant_is_what_get_tenant_returns_asked_once_per_request(acme, globex):
+    calls = []
+
+    class GlobexProjects(TenantObjectMixin, ListView):
+        model = Project
+        template_name = "testapp/project_list.html"
+
+        def get_tenant(self):
+            calls.append(self.request.path)
+            return Customer.objects.get(name="globex")
+
+    response = GlobexProjects.as_view()(tenant_request(acme))
+
+    assert response.rendered_content == "globex:delta;epsilon;gamma;"
+    assert calls == ["/"]
+
+
+def test_templates_see_the_views_tenant(acme):
+    class Page(TenantMixin, DetailView):
+        template_name = "testapp/view_tenant.html"
+
+        def get_object(self):
+            return None
+
+    response = Page.as_view()(tenant_request(acme))
+
+    assert response.rendered_content == "acme"
+
+
+def test_view_tenant_is_resolved_after_the_dispatch_of_mixins_before_it(acme):
+    """LoginRequiredMixin redirects an anonymous user before get_tenant() reads the user."""
+
+    class MyProjects(LoginRequiredMixin, TenantObjectMixin, ListView):
+        model = Project
+
+        def get_tenant(self):
+            return Customer.objects.get(name=self.request.user.get_username())
+
+    request = tenant_request(acme)
+    request.user = AnonymousUser()
+
+    response = MyProjects.as_view()(request)
+
+    assert response.status_code == 302
+    assert response.url.startswith("/accounts/login/")
+
+
+def test_view_tenant_raises_http_404_at_first_use_on_a_request_without_a_tenant(db):
+    view = ProjectList()
+    view.setup(tenant_request(None))
+
+    with pytest.raises(Http404, match="names no tenant"):
+        view.tenant  # noqa: B018  # the attribute access is what is tested
 
 
 def test_tenant_view_on_the_public_site_is_404(acme):
