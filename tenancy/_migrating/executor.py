@@ -105,6 +105,47 @@ def _apply(
             raise TenantMigrationError(schema, key, exc) from exc
 
 
+def _unapply_migration(schema: str, using: str, key: Key) -> None:
+    """Un-apply the tenant's last applied migration ``key``, in one transaction.
+
+    The library only migrates forwards (see docs/migrations.md, "Limits"); this
+    is the backwards twin of :func:`migrate_schema`, for the tests of migration
+    operations: only tenant operations run, inside the tenant's storage (its
+    schema first on a transaction-local ``search_path`` on PostgreSQL, the
+    historical models on its prefixed tables on other backends), through
+    Django's ``Migration.unapply`` (each operation's ``database_backwards``,
+    last operation first), and the record of ``key`` is deleted in the same
+    transaction. Raises :class:`TenantMigrationError` (an irreversible
+    operation included); the tenant is then left exactly as it was.
+    """
+    the_plan = plan()
+    done = recorder.applied(schema, using)
+    later = the_plan.keys[the_plan.keys.index(key) + 1 :]
+    if key not in done or any(k in done for k in later):
+        raise ValueError(f"{key[0]}.{key[1]} is not the last migration applied in {schema}")
+    connection = connections[using]
+    schemas = storage.uses_schemas(connection)
+    migration = the_plan.migration(key)
+    with tenant_migrations(using), ddl_transaction(using):
+        if schemas:
+            _enter_schema(connection, schema)
+        try:
+            state = the_plan.state_before(key)
+            if schemas:
+                with tenant_schema_editor(connection, atomic=False) as editor:
+                    migration.unapply(state, editor)
+            else:
+                prefixing.unapply(migration, state, schema, using)
+            table = storage.table_name(schema, recorder.RECORD_TABLE, using)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {connection.ops.quote_name(table)} WHERE app = %s AND name = %s",
+                    list(key),
+                )
+        except Exception as exc:
+            raise TenantMigrationError(schema, key, exc) from exc
+
+
 def build_tables(schema: str, using: str) -> None:
     """Create every tenant table and record the plan as applied, in the current transaction.
 
@@ -122,8 +163,7 @@ def build_tables(schema: str, using: str) -> None:
                 _enter_schema(connection, schema)
                 _build_compiled(the_plan, connection, using)
             else:
-                state = the_plan.state_before(None)
-                prefixing.prefix_state(state, schema)
+                state = prefixing.tenant_state(the_plan.state_before(None), schema)
                 with tenant_schema_editor(connection, atomic=False, prefix=schema) as editor:
                     for model in _tables(state):
                         editor.create_model(model)
