@@ -48,11 +48,23 @@ class FieldRecipe:
             kwargs = dict(kwargs)
             if self.m2m_table is not None:
                 kwargs["db_table"] = storage.table_name(schema, self.m2m_table, using)
-            if self.shared_target:
-                for key in ("related_name", "related_query_name"):
-                    if isinstance(kwargs.get(key), str):
-                        kwargs[key] = kwargs[key].replace("%(class)s", f"{schema}_%(class)s")
+            kwargs.update(self.related_names(schema))
         return self.field_class(*self.args, **kwargs)
+
+    def related_names(self, schema: str) -> dict[str, str]:
+        """Return the related names of a relation to a shared model, unique per tenant.
+
+        The reverse accessor lives on the shared model, so ``%(class)s`` is
+        made to name the tenant too. Names without it are the same for every
+        tenant, and left out.
+        """
+        if not self.shared_target:
+            return {}
+        return {
+            key: value.replace("%(class)s", f"{schema}_%(class)s")
+            for key in ("related_name", "related_query_name")
+            if isinstance(value := self.kwargs.get(key), str) and "%(class)s" in value
+        }
 
 
 @dataclass

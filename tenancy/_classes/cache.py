@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
 
-from tenancy._classes import factory
+from tenancy._classes import factory, prototypes
 from tenancy._classes.registry import (
     TENANT_ATTR,
     TenantModelBase,
@@ -92,7 +92,7 @@ def tenant_models(tenant: AbstractTenant, *, verify: bool = True) -> factory.Ten
             bundle.release()
             bundle = None
         if bundle is None:
-            bundle = factory.build(key, tenant.database, incarnation=tenant.incarnation)
+            bundle = prototypes.build(key, tenant.database, incarnation=tenant.incarnation)
             _make_picklable(bundle)
             _bundles[key] = bundle
             _evict(conf.model_cache_size())

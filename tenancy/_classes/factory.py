@@ -131,32 +131,57 @@ class TenantModels:
 
 
 def build(schema: str | None, database: str, *, incarnation: str | None = None) -> TenantModels:
-    """Build every template's class for the tenant stored under ``schema``.
+    """Build every template's class for the tenant stored under ``schema``, with Django.
 
     With ``schema=None``, build the classes as the templates declare them
     (plain table names): the reference from which migration state is taken.
+    The cache copies a prototype instead (see :mod:`tenancy._classes.prototypes`).
     """
-    labels = {t._meta.app_label for t in TEMPLATES.values()}
+    return finish(assemble(schema, database, incarnation=incarnation))
+
+
+def assemble(schema: str | None, database: str, *, incarnation: str | None = None) -> TenantModels:
+    """Make the classes (Django's ``ModelBase`` at work), before anything global sees them."""
+    labels = template_labels()
     blueprints = [blueprint_for(t) for t in TEMPLATES.values()]
     shared_models = {m for bp in blueprints for m in bp.shared_targets}
-    labels |= {m._meta.app_label for m in shared_models}
     bundle = TenantModels(schema, database, TenantApps(labels), incarnation)
     with bundle.apps.deferred_cache_clearing():
         for model in shared_models:
             _shared_proxy(model, bundle.apps)
         for template in _ordered(TEMPLATES.values()):
             bundle.models[template] = _build_class(blueprint_for(template), bundle)
-    for template, model in bundle.models.items():
-        if schema is not None:
-            _copy_receivers(template, model, bundle)
-        _record_shared_accessors(model, bundle)
     for model in bundle.apps.get_models(include_auto_created=True):
         if model._meta.auto_created:  # many-to-many tables route with their tenant
             cast("_RoutedClass", model)._tenancy_database = database
-    if schema is not None:
+    return bundle
+
+
+def template_labels() -> set[str]:
+    """Return the app labels of a tenant's registry: the templates' and their shared targets'."""
+    labels = {t._meta.app_label for t in TEMPLATES.values()}
+    for template in TEMPLATES.values():
+        labels |= {m._meta.app_label for m in blueprint_for(template).shared_targets}
+    return labels
+
+
+def finish(bundle: TenantModels) -> TenantModels:
+    """Connect a tenant's assembled classes to the world: signals, accessors, guards."""
+    for template, model in bundle.models.items():
+        if bundle.schema is not None:
+            _copy_receivers(template, model, bundle)
+        _record_shared_accessors(model, bundle)
+    if bundle.schema is not None:
         _split_cross_database_many_to_many(bundle)
         _guard_relations(bundle)
     return bundle
+
+
+def detach_shared_accessors(bundle: TenantModels) -> None:
+    """Take an assembled bundle's accessors off the shared models (a prototype's)."""
+    for model in bundle.models.values():
+        _record_shared_accessors(model, bundle)
+    bundle.release()
 
 
 _guarded_descriptors: dict[type, type] = {}
@@ -241,8 +266,8 @@ def _build_class(blueprint: Blueprint, bundle: TenantModels) -> type[models.Mode
         meta_attrs["db_table"] = storage.table_name(schema, blueprint.base_table, using)
     elif blueprint.table_declared:
         meta_attrs["db_table"] = blueprint.base_table
-    if schema is not None and not storage.uses_schemas_alias(using):
-        _prefix_names(meta_attrs, schema)
+    if schema is not None:
+        meta_attrs.update(tenant_meta_names(blueprint, schema, using))
     attrs: dict[str, Any] = {
         "__module__": template.__module__,
         "__qualname__": template.__qualname__,
@@ -353,15 +378,17 @@ def _proxy_metaclass(metaclass: type) -> type:
     return proxy_metaclass
 
 
-def _prefix_names(meta_attrs: dict[str, Any], schema: str) -> None:
-    """Make explicit index and constraint names unique per tenant on prefix backends.
+def tenant_meta_names(blueprint: Blueprint, schema: str, using: str) -> dict[str, list[Any]]:
+    """Return the template's indexes and constraints as a tenant's class declares them.
 
-    SQLite has one namespace of index names per database, where PostgreSQL
-    has one per schema.
+    On prefix backends explicit names are made unique per tenant: SQLite has
+    one namespace of index names per database, where PostgreSQL has one per
+    schema.
     """
-    for key in ("indexes", "constraints"):
-        if key in meta_attrs:
-            meta_attrs[key] = [prefixed(obj, schema) for obj in meta_attrs[key]]
+    names = {k: blueprint.meta[k] for k in ("indexes", "constraints") if k in blueprint.meta}
+    if storage.uses_schemas_alias(using):
+        return names
+    return {key: [prefixed(obj, schema) for obj in objs] for key, objs in names.items()}
 
 
 def _inherit_exceptions(model: type, template: type, bases: tuple[type, ...]) -> None:
