@@ -863,3 +863,38 @@ def test_separate_database_and_state_finds_indexes_and_constraints_by_their_name
         "widget_code_uniq",
     }
     assert after["ops_widget"].names == {"widget_name_idx", "widget_position_gte_0"}
+
+
+# -- where pending migrations start -----------------------------------------------------
+
+
+def test_pending_migrations_start_from_everything_before_them_in_the_plan(make_tenant, monkeypatch):
+    """A tenant app's first migration may declare no dependency (a model without
+    relations: makemigrations writes none), so the plan places it after other apps'
+    migrations it does not depend on. The next one, which does depend on the shared
+    users, must still find them: pending migrations start from the state of everything
+    before them in the plan, not from the first one's own dependencies."""
+    tenant = make_tenant("ops_nodeps")
+    project = plan_module.plan()
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    graph = loader.graph
+    tags = migration("0001_tags", initial_operations()[:1])  # Tag: no relation, no dependency
+    widgets = migration("0002_widgets", initial_operations()[1:])  # Widget.owner: the users
+    auth: Key = graph.leaf_nodes("auth")[0]
+    widgets.dependencies = [(APP, tags.name), auth]
+    graph.add_node((APP, tags.name), tags)
+    graph.add_node((APP, widgets.name), widgets)
+    for dependency in widgets.dependencies:
+        graph.add_dependency(widgets, (APP, widgets.name), dependency)
+    graph.validate_consistency()
+    keys = [(APP, tags.name), (APP, widgets.name)]
+    monkeypatch.setattr(
+        plan_module, "_plan", Plan(loader, [*project.full, *keys], [*project.keys, *keys])
+    )
+    try:
+        assert executor.migrate_schema(tenant.db_schema, "default") == keys
+        assert {"ops_tag", "ops_widget", "ops_part"} <= set(tenant_storage(tenant.db_schema))
+        executor._unapply_migration(tenant.db_schema, "default", keys[1])
+        assert set(tenant_storage(tenant.db_schema)) & {"ops_widget", "ops_part"} == set()
+    finally:
+        _drop_strays()

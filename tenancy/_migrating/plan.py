@@ -73,6 +73,12 @@ class Plan:
     def state_before(self, key: Key | None, *, copy: bool = True) -> ProjectState:
         """Return the project state before ``key`` (None: the end).
 
+        That is the state of every migration before ``key`` in :attr:`full`, not
+        only of ``key``'s own dependencies (Django's ``project_state(key,
+        at_end=False)``): a tenant app's first migration may declare none, and
+        the pending migrations after it need the models of everything the plan
+        applied before them (the shared users, say).
+
         A fresh copy unless ``copy`` is false: then the shared, rendered state,
         which the caller must not change.
         """
@@ -82,7 +88,9 @@ class Plan:
                 if key is None:
                     state = self.loader.project_state()
                 else:
-                    state = self.loader.project_state(key, at_end=False)
+                    state = ProjectState(real_apps=self.loader.unmigrated_apps)
+                    for earlier in self.full[: self.full.index(key)]:
+                        state = self.migration(earlier).mutate_state(state, preserve=False)
                 state.apps  # noqa: B018 - render once, clone per tenant
                 self._states[key] = state
         return state.clone() if copy else state
