@@ -38,8 +38,11 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "tenancy",
     "tests.testapp",
+    "tests.authapp",
 ]
 TENANCY_TENANT_MODEL = "testapp.Customer"
+# Tenant-scoped users (tenancy.auth, tests/test_auth.py).
+TENANCY_USER_MODEL = "authapp.Member"
 TENANCY_EAGER = True
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 

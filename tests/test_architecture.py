@@ -72,6 +72,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
             "tenancy.views",
             "tenancy.forms",
             "tenancy.testing",
+            "tenancy.auth",
             "tenancy.checks",
             "tenancy.management",
             "tenancy.management.*",
@@ -97,6 +98,7 @@ PUBLIC_MODULES = (
     "tenancy.forms",
     "tenancy.admin",
     "tenancy.testing",
+    "tenancy.auth",
     "tenancy.state",
 )
 

@@ -224,3 +224,36 @@ def placement() -> str | None:
     """Return ``TENANCY_PLACEMENT``: dotted path of ``callable(tenant, aliases) -> alias``
     choosing a new tenant's database (default None: the alias with the fewest tenants)."""
     return getattr(settings, "TENANCY_PLACEMENT", None) or None
+
+
+def user_model_label() -> str:
+    """Return ``TENANCY_USER_MODEL`` ("app_label.ModelName"): the tenant user template;
+    required by ``tenancy.auth``."""
+    label = getattr(settings, "TENANCY_USER_MODEL", None)
+    if not label:
+        raise ImproperlyConfigured(
+            "TENANCY_USER_MODEL is not set: tenant users need TENANCY_USER_MODEL = "
+            "'yourapp.YourUser', naming a subclass of tenancy.auth.AbstractTenantUser."
+        )
+    if not isinstance(label, str) or label.count(".") != 1:
+        raise ImproperlyConfigured(
+            f"TENANCY_USER_MODEL must have the form 'app_label.ModelName', not {label!r}."
+        )
+    return label
+
+
+def authentication_backends() -> list[str]:
+    """Return ``TENANCY_AUTHENTICATION_BACKENDS``: dotted paths of the backends that
+    authenticate tenant users (default ``["tenancy.auth.TenantUserBackend"]``)."""
+    paths = getattr(settings, "TENANCY_AUTHENTICATION_BACKENDS", ["tenancy.auth.TenantUserBackend"])
+    if isinstance(paths, str) or not all(isinstance(path, str) for path in paths):
+        raise ImproperlyConfigured(
+            f"TENANCY_AUTHENTICATION_BACKENDS must be a list of dotted paths, not {paths!r}."
+        )
+    return list(paths)
+
+
+def login_url() -> str:
+    """Return ``TENANCY_LOGIN_URL``: where a tenant user who must log in is sent (default
+    None: Django's ``LOGIN_URL``)."""
+    return str(getattr(settings, "TENANCY_LOGIN_URL", None) or settings.LOGIN_URL)
