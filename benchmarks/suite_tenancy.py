@@ -6,9 +6,10 @@
   at a time, through the real worker the harness started;
 - ``burst``: N signups as fast as the request side can make them, then wait
   until every tenant is ready (the harness runs 2 worker processes);
-- ``inprocess``: ``for_tenant()`` on a cached tenant, a cold build of one
-  tenant's 20 classes, memory per cached tenant, resident memory over many
-  tenants passing through the LRU cache, and the queries of one request.
+- ``inprocess``: a fresh process's first tenant's 20 classes, a further
+  tenant's, Django's own ``StateApps`` build of the same models (the floor),
+  ``for_tenant()`` on a cached tenant, memory per cached tenant, resident
+  memory over many tenants passing through the LRU cache, and the queries of one request.
 """
 
 from __future__ import annotations
@@ -151,22 +152,74 @@ def for_tenant_warm(repeat: int, number: int) -> list[float]:
     return [t / number * 1e9 for t in timer.repeat(repeat=repeat, number=number)]
 
 
-def cold_builds(count: int) -> list[float]:
-    """Milliseconds of ``for_tenant()`` right after ``tenancy.clear_cache()``: all 20 classes."""
-    import tenancy
+def first_build() -> dict[str, float]:
+    """Milliseconds of a fresh process's first tenant's 20 classes, and of the start-up work.
+
+    ``first``: the first tenant's classes in this process, a copy of the
+    prototypes that the app's ``ready()`` built (``prototypes.prepare``).
+    ``prepare``: that start-up work, timed again here (the prototype of one
+    database built from scratch: its classes through ``ModelBase``, then
+    prepared for copying).
+    """
+    from tenancy._classes import cache, prototypes
+
+    assert not cache.cached_schemas(), "a tenant's classes were built before the first build"
+    started = time.perf_counter()
+    cache.tenant_models(fake_tenant(-100), verify=False)
+    first = child.ms_since(started)
+    cache.clear_cache()
+    prototypes.forget()
+    memory.settle()
+    started = time.perf_counter()
+    prototypes.prepare(["default"])
+    prepare = child.ms_since(started)
+    return {"first": first, "prepare": prepare}
+
+
+def _crm_states() -> dict[tuple[str, str], Any]:
+    """The crm models' migration states: what Django's own ``StateApps`` builds from."""
+    from django.db.migrations.loader import MigrationLoader
+
     from benchmarks.crm_tenancy.models import Account
+
+    label = Account._meta.app_label
+    state = MigrationLoader(None, ignore_no_migrations=True).project_state()
+    return {key: model for key, model in state.models.items() if key[0] == label}
+
+
+def cold_builds(count: int) -> dict[str, list[float]]:
+    """Milliseconds of a further tenant's 20 classes, and of Django's own build of them.
+
+    ``ours``: the tenant's classes right after ``tenancy.clear_cache()`` (the
+    prototypes stay: they are per process), without the read of the tenant's
+    row that a cache miss of ``for_tenant()`` adds. ``floor``: Django's ``StateApps``
+    rendering the same 20 models from their migration state through
+    ``ModelBase``, as ``migrate`` does. The two alternate, sample by sample,
+    so that a machine whose speed drifts slows both alike.
+    """
+    from django.db.migrations.state import StateApps
+
+    import tenancy
     from benchmarks.orgs_tenancy.models import Org
+    from tenancy._classes import cache
 
     org = Org.objects.filter(state="ready").first()
-    samples = []
-    for _ in range(count + 2):  # the first builds prepare the per-template blueprints
+    states = _crm_states()
+    ours: list[float] = []
+    floor: list[float] = []
+    for _ in range(count + 2):  # the first samples warm both paths up
         tenancy.clear_cache()
         memory.settle()
         started = time.perf_counter()
-        Account.for_tenant(org)
-        samples.append(child.ms_since(started))
+        cache.tenant_models(org, verify=False)
+        ours.append(child.ms_since(started))
+        models = {key: model.clone() for key, model in states.items()}
+        memory.settle()
+        started = time.perf_counter()
+        StateApps(set(), models)
+        floor.append(child.ms_since(started))
     tenancy.clear_cache()
-    return samples[2:]
+    return {"ours": ours[2:], "floor": floor[2:]}
 
 
 def fake_tenant(i: int) -> Any:
@@ -254,9 +307,14 @@ def request_queries(requests: int) -> list[int]:
 
 
 def inprocess(args: argparse.Namespace) -> dict[str, Any]:
+    first = first_build()  # before anything else builds a tenant's classes
+    cold = cold_builds(args.cold)
     return {
+        "first_build_ms": [first["first"]],
+        "prepare_ms": [first["prepare"]],
+        "cold_build_ms": cold["ours"],
+        "floor_build_ms": cold["floor"],
         "for_tenant_ns": for_tenant_warm(args.repeat, args.number),
-        "cold_build_ms": cold_builds(args.cold),
         "memory_kib": memory_per_tenant(args.memory),
         "resident": resident_flatness(args.cache_size, args.pass_tenants),
         "extra_queries": request_queries(args.requests),

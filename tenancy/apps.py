@@ -2,7 +2,9 @@
 
 The one place that knows every layer: it installs the Celery sender into the
 lifecycle's job port, the router into Django's router chain, the tenant
-models into the migration state, and the tenant model's signal receivers.
+models into the migration state, and the tenant model's signal receivers;
+then it builds the tenant classes' prototypes, start-up work like Django's
+own model classes.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ class TenancyConfig(AppConfig):
 
     def ready(self) -> None:
         from tenancy import checks, tasks  # checks: importing registers the system checks
-        from tenancy._classes import routers, validation
+        from tenancy._classes import prototypes, routers, validation
         from tenancy._delivery import handlers
         from tenancy._migrating import project_state
-        from tenancy._primitives import jobs, shared
+        from tenancy._primitives import conf, jobs, shared
         from tenancy.models import install_template_accessors
 
         validation.check_all()
@@ -37,6 +39,7 @@ class TenancyConfig(AppConfig):
         post_save.connect(handlers.tenant_saved, sender=tenant, dispatch_uid="tenancy.saved")
         post_delete.connect(handlers.tenant_deleted, sender=tenant, dispatch_uid="tenancy.deleted")
         install_template_accessors(tenant)
+        prototypes.prepare(conf.databases())  # last: every template and accessor is in place
         assert checks.TAG
 
 

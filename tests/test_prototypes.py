@@ -15,9 +15,13 @@ import datetime
 import functools
 import gc
 import logging
+import os
+import subprocess
+import sys
 import types
 import weakref
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +37,8 @@ from tenancy._classes.cloning import CARRIED_ATTR, SHAREABLE, Plan, Uncopyable, 
 from tenancy._classes.registry import TEMPLATES
 from tests.testapp import receivers
 from tests.testapp.models import Category, Product, Project, Tag
+
+ROOT = Path(__file__).resolve().parent.parent
 
 _LEAVES = (str, bytes, int, float, complex, bool, type(None), Decimal, Promise)
 #: Options' caches, rebuilt on use; ``meta`` is deleted by Django once built.
@@ -311,6 +317,43 @@ def test_templates_that_cannot_be_copied_are_built_by_django(db, monkeypatch, ca
     finally:
         bundle.release()
         prototypes.forget()
+
+
+_FRESH_PROCESS = """
+import django
+django.setup()
+from tenancy._classes import cache, prototypes
+ready = sorted(prototypes._prototypes)
+built = sorted(cache.cached_schemas())
+print(ready, built)
+"""
+
+
+def test_the_prototypes_are_built_at_start_up_before_any_tenant():
+    """A fresh process's first tenant costs a copy: the app's ``ready()`` built the
+    prototype of every database of TENANCY_DATABASES, and no tenant's classes."""
+    from django.conf import settings
+
+    aliases = [alias for alias in ("default", "other") if alias in settings.DATABASES]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env["TENANCY_DATABASES"] = ",".join(aliases)
+    result = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == f"{aliases} []"
+
+
+def test_a_prototype_that_cannot_be_built_at_start_up_does_not_stop_it(caplog):
+    with caplog.at_level(logging.WARNING, logger="tenancy.classes"):
+        prototypes.prepare(["no-such-alias"])
+    assert "'no-such-alias' could not be built at start-up" in caplog.text
+    assert "no-such-alias" not in prototypes._prototypes
 
 
 def test_a_template_declared_later_gets_a_new_prototype(db):

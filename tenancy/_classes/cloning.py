@@ -365,8 +365,11 @@ class Plan:
                 }
                 node.cls = _carrier(kind, held)
                 node.constants = {k: v for k, v in node.constants.items() if k not in held}
+            # The carrier adds no data descriptor (it holds no value with a
+            # __get__), so its original's names are the ones to avoid; those are
+            # cached per original class, while each carrier is new.
             node.one_by_one = len(node.constants) <= _SHARED_KEYS_MAX and not (
-                set(node.constants) & _data_descriptors(node.cls)
+                set(node.constants) & _data_descriptors(kind)
             )
 
     @staticmethod

@@ -9,7 +9,9 @@ of them, given the tenant's names: its tables, its many-to-many tables, its
 index names, its accessors on shared models. A copy is what Django would
 have built (``tests/test_prototypes.py`` compares the two, object by
 object), except that ``class_prepared`` is sent for the prototype's classes
-only, when they are built.
+only, when they are built: at start-up (:func:`prepare`, from the app's
+``ready()``), so a receiver connected in the ``ready()`` of an app listed
+before ``tenancy`` in ``INSTALLED_APPS`` sees them.
 
 The prototype is built again when the templates change (a template declared
 at run time). Templates the plan cannot copy are built by Django, tenant by
@@ -21,6 +23,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -33,7 +36,7 @@ from tenancy._classes.cloning import Plan, Uncopyable
 from tenancy._classes.registry import TEMPLATES, TENANT_ATTR
 from tenancy._primitives import storage
 
-__all__ = ["SCHEMA", "build", "forget"]
+__all__ = ["SCHEMA", "build", "forget", "prepare"]
 
 logger = logging.getLogger("tenancy.classes")
 
@@ -80,6 +83,35 @@ def build(schema: str, database: str, *, incarnation: str | None = None) -> fact
     if prototype.plan is None:
         return factory.build(schema, database, incarnation=incarnation)
     return factory.finish(prototype.copy(schema, database, incarnation))
+
+
+def prepare(databases: list[str]) -> None:
+    """Build the prototypes of ``databases`` now, so that no request pays for them.
+
+    Called once the app registry is ready (``TenancyConfig.ready``): like
+    Django's own model classes, the prototype is start-up work, and a fresh
+    process's first tenant then costs a copy. A prototype that cannot be
+    built here (a template Django refuses, say) is left to the first tenant's
+    build, which raises the error where it belongs; start-up goes on.
+    """
+    for database in databases:
+        started = time.perf_counter()
+        try:
+            _prototype(database)
+        except Exception as exc:
+            logger.warning(
+                "The tenant classes' prototype for database %r could not be built at "
+                "start-up; the first tenant's build will try again (%s: %s).",
+                database,
+                type(exc).__name__,
+                exc,
+            )
+            continue
+        logger.debug(
+            "Built the tenant classes' prototype for database %r in %.1f ms.",
+            database,
+            (time.perf_counter() - started) * 1000,
+        )
 
 
 def forget() -> None:
