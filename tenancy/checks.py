@@ -15,8 +15,16 @@ E004      a relation between tenant models and shared models cannot work
 E005      Celery not configured: no broker and not ``TENANCY_EAGER``
 E006      ``TENANCY_MODEL_CACHE_SIZE`` not a positive integer
 E007      ``TENANCY_DATABASES`` names an alias missing from ``DATABASES``
+E008      ``TENANCY_USER_MODEL`` names no ``AbstractTenantUser`` template
+E009      ``TenantAuthenticationMiddleware`` before the middleware it needs
+E010      a ``TENANCY_AUTHENTICATION_BACKENDS`` entry does not import
 W001      tenant models get 32-bit auto primary keys on PostgreSQL
+W002      a template's accessor on the tenant model is taken
+W003      ``TENANCY_USER_MODEL`` set, ``TenantAuthenticationMiddleware`` missing
 ========  ==============================================================
+
+The tenant user checks (E008 to E010, W003) run only when ``TENANCY_USER_MODEL``
+is set: a project without tenant users hears nothing of them.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 import celery
 from django.apps import AppConfig, apps
 from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
@@ -36,7 +45,10 @@ from django.utils.module_loading import import_string
 from tenancy._classes import validation
 from tenancy._classes.registry import TEMPLATES, template_parent
 from tenancy._primitives import conf, shared
-from tenancy._primitives.markers import is_abstract_tenant_subclass
+from tenancy._primitives.markers import is_abstract_tenant_subclass, is_template
+from tenancy.auth.middleware import TenantAuthenticationMiddleware
+from tenancy.auth.models import AbstractTenantUser
+from tenancy.middleware import TenantMiddleware
 from tenancy.models import TemplateAccessor, template_accessors
 
 #: The tag of every check of the library: ``manage.py check --tag tenancy``.
@@ -302,3 +314,181 @@ def check_databases(app_configs: Sequence[AppConfig] | None = None, **_: Any) ->
         for alias in aliases
         if alias not in databases
     ]
+
+
+# -- tenant users (tenancy.auth), checked only when TENANCY_USER_MODEL is set --
+
+_USER_MODEL_HINT = (
+    "Set TENANCY_USER_MODEL = 'yourapp.YourUser', naming a model declared in an installed "
+    "app as a subclass of tenancy.auth.AbstractTenantUser (class YourUser(AbstractTenantUser)"
+    "), or remove the setting if the project has no tenant users."
+)
+_AUTH_MIDDLEWARE = "tenancy.auth.TenantAuthenticationMiddleware"
+_SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+_TENANT_MIDDLEWARE = "tenancy.middleware.TenantMiddleware"
+_DEFAULT_BACKEND = "tenancy.auth.TenantUserBackend"
+
+
+def _uses_tenant_users() -> bool:
+    """Whether the project has tenant users: only then are their checks worth a message."""
+    return bool(getattr(settings, "TENANCY_USER_MODEL", None))
+
+
+@register(Tags.models, TAG)
+def check_user_model(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E008: ``TENANCY_USER_MODEL`` names no template derived from
+    ``AbstractTenantUser``; ``tenancy.auth`` would otherwise raise ``ImproperlyConfigured``
+    at the first login, not at start-up."""
+    label = getattr(settings, "TENANCY_USER_MODEL", None)
+    if not label:
+        return []
+    if not isinstance(label, str) or label.count(".") != 1 or "" in label.split("."):
+        return [
+            Error(
+                f"TENANCY_USER_MODEL must have the form 'app_label.ModelName', not {label!r}.",
+                hint=_USER_MODEL_HINT,
+                id="tenancy.E008",
+            )
+        ]
+    app_label = label.split(".")[0]
+    if app_configs is not None and all(config.label != app_label for config in app_configs):
+        return []
+    template = TEMPLATES.get(label.lower())
+    if template is None or not is_template(template):
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            return [
+                Error(
+                    f"TENANCY_USER_MODEL refers to {label!r}, which does not exist: no installed "
+                    "app declares a tenant model template of that name.",
+                    hint="Check the spelling ('app_label.ModelName') and that the app is in "
+                    "INSTALLED_APPS. " + _USER_MODEL_HINT,
+                    id="tenancy.E008",
+                )
+            ]
+        return [
+            Error(
+                f"TENANCY_USER_MODEL refers to {label!r}, a shared model, not a tenant model "
+                "template: its users would not belong to a tenant.",
+                hint=_USER_MODEL_HINT,
+                obj=model,
+                id="tenancy.E008",
+            )
+        ]
+    if not issubclass(template, AbstractTenantUser):
+        return [
+            Error(
+                f"TENANCY_USER_MODEL refers to {label!r}, a tenant model template that does not "
+                "derive from tenancy.auth.AbstractTenantUser.",
+                hint=f"Derive {template.__name__} from tenancy.auth.AbstractTenantUser, or name "
+                "another template. " + _USER_MODEL_HINT,
+                obj=template,
+                id="tenancy.E008",
+            )
+        ]
+    return []
+
+
+def _middleware_index(middleware: Sequence[str], base: type) -> int | None:
+    """Return the position of the first ``MIDDLEWARE`` entry that is ``base`` or a subclass
+    (a project may extend it), or None; an entry that does not import matches nothing
+    (as in Django's admin checks, which read ``MIDDLEWARE`` the same way)."""
+    for index, path in enumerate(middleware):
+        try:
+            found = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(found, type) and issubclass(found, base):
+            return index
+    return None
+
+
+@register(TAG)
+def check_tenant_user_middleware(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.W003 and E009: ``TenantAuthenticationMiddleware`` is missing, or comes
+    before the middleware that gives it ``request.session`` and ``request.tenant`` (it
+    would then raise ``ImproperlyConfigured`` on every request)."""
+    if not _uses_tenant_users():
+        return []
+    middleware = [str(path) for path in getattr(settings, "MIDDLEWARE", None) or ()]
+    auth_at = _middleware_index(middleware, TenantAuthenticationMiddleware)
+    if auth_at is None:
+        return [
+            Warning(
+                f"TENANCY_USER_MODEL is set but {_AUTH_MIDDLEWARE!r} is not in MIDDLEWARE: "
+                "nothing sets request.tenant_user, so a tenant login is never restored and "
+                "tenant_login_required and TenantLoginRequiredMixin raise ImproperlyConfigured.",
+                hint=f"Add {_AUTH_MIDDLEWARE!r} to MIDDLEWARE, after {_SESSION_MIDDLEWARE!r} "
+                f"and {_TENANT_MIDDLEWARE!r}.",
+                id="tenancy.W003",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    needed = (
+        (SessionMiddleware, _SESSION_MIDDLEWARE, "request.session"),
+        (TenantMiddleware, _TENANT_MIDDLEWARE, "request.tenant"),
+    )
+    for base, path, attribute in needed:
+        at = _middleware_index(middleware, base)
+        if at is not None and at < auth_at:
+            continue
+        where = "is not in MIDDLEWARE" if at is None else "comes after it in MIDDLEWARE"
+        errors.append(
+            Error(
+                f"{middleware[auth_at]!r} needs {attribute}, but {path!r} (or a subclass) "
+                f"{where}: every request would raise ImproperlyConfigured.",
+                hint=f"Put {path!r} before {middleware[auth_at]!r} in MIDDLEWARE.",
+                id="tenancy.E009",
+            )
+        )
+    return errors
+
+
+@register(TAG)
+def check_authentication_backends(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E010: an entry of ``TENANCY_AUTHENTICATION_BACKENDS`` does not import (or the
+    setting is no list of paths): every tenant login, and every permission question, would
+    fail at run time."""
+    if not _uses_tenant_users():
+        return []
+    hint = f"For example TENANCY_AUTHENTICATION_BACKENDS = [{_DEFAULT_BACKEND!r}] (the default)."
+    try:
+        paths = conf.authentication_backends()
+    except (ImproperlyConfigured, TypeError):
+        value = getattr(settings, "TENANCY_AUTHENTICATION_BACKENDS", None)
+        return [
+            Error(
+                f"TENANCY_AUTHENTICATION_BACKENDS must be a list of dotted paths, not {value!r}.",
+                hint=hint,
+                id="tenancy.E010",
+            )
+        ]
+    if not paths:
+        return [
+            Error(
+                "TENANCY_AUTHENTICATION_BACKENDS is empty: no tenant user can log in.",
+                hint=hint,
+                id="tenancy.E010",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for path in paths:
+        try:
+            import_string(path)
+        except ImportError as exc:
+            errors.append(
+                Error(
+                    f"TENANCY_AUTHENTICATION_BACKENDS lists {path!r}, which cannot be imported "
+                    f"({exc}).",
+                    hint="Correct the dotted path or remove the entry. " + hint,
+                    id="tenancy.E010",
+                )
+            )
+    return errors

@@ -73,6 +73,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
             "tenancy.forms",
             "tenancy.testing",
             "tenancy.auth",
+            "tenancy.auth.*",
             "tenancy.checks",
             "tenancy.management",
             "tenancy.management.*",

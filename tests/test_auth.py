@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.http import HttpResponse
 from django.test import Client, RequestFactory, override_settings
+from django.utils.module_loading import import_string
 
 from tenancy import auth
 from tenancy._primitives import storage
@@ -155,7 +156,7 @@ def test_a_wrong_password_is_refused_and_reported(client, acme, alice):
     failures = []
 
     def receiver(sender, credentials, request, **kwargs):
-        failures.append(credentials)
+        failures.append((sender, credentials))
 
     user_login_failed.connect(receiver)
     try:
@@ -166,7 +167,8 @@ def test_a_wrong_password_is_refused_and_reported(client, acme, alice):
     assert b"Please enter a correct username and password" in response.content
     assert auth.SESSION_KEY not in client.session
     assert me(client, acme).startswith("tenant_user=AnonymousTenantUser")
-    assert failures == [{"username": "alice", "password": "********************"}]
+    # The sender is the public package, as Django's is "django.contrib.auth".
+    assert failures == [("tenancy.auth", {"username": "alice", "password": "********************"})]
 
 
 def test_an_unknown_username_is_refused(client, acme, alice):
@@ -620,3 +622,21 @@ def test_createtenantsuperuser_validates_passwords_when_it_asks(monkeypatch, acm
 def test_the_tenant_user_table_is_built_with_every_tenant(acme):
     table = storage.table_name(acme.db_schema, "authapp_member", acme.database)
     assert table in storage.existing_tenant_tables(acme.db_schema, acme.database)
+
+
+# -- the public paths of the package ---------------------------------------------------
+
+
+class ProjectUserManager(auth.TenantUserManager):
+    """A project's own manager of tenant users (keeps its own path in migrations)."""
+
+
+def test_the_dotted_paths_settings_sessions_and_migrations_store_stay_the_public_ones():
+    """tenancy.auth is a package of modules; what settings name, sessions store
+    (BACKEND_SESSION_KEY) and migration files import is still tenancy.auth.X."""
+    assert import_string("tenancy.auth.TenantUserBackend") is TenantUserBackend
+    assert import_string("tenancy.auth.TenantAuthenticationMiddleware") is (
+        TenantAuthenticationMiddleware
+    )
+    assert auth.TenantUserManager().deconstruct()[1] == "tenancy.auth.TenantUserManager"
+    assert ProjectUserManager().deconstruct()[1] == "tests.test_auth.ProjectUserManager"

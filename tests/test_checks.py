@@ -10,12 +10,27 @@ from django.test.utils import isolate_apps
 
 from tenancy import checks
 from tenancy._classes.registry import TEMPLATES
+from tenancy.auth import TenantAuthenticationMiddleware
+from tenancy.middleware import TenantMiddleware
 from tenancy.models import AbstractTenant, TenantModel
 from tests.testapp import apps as testapp_apps
 from tests.testapp.models import Customer
 
 # W001's tests put a PostgreSQL alias in DATABASES (read as settings, never connected to).
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+
+
+SESSION = "django.contrib.sessions.middleware.SessionMiddleware"
+TENANT = "tenancy.middleware.TenantMiddleware"
+TENANT_AUTH = "tenancy.auth.TenantAuthenticationMiddleware"
+
+
+class ProjectTenantMiddleware(TenantMiddleware):
+    """A project's own TenantMiddleware: it gives request.tenant as well."""
+
+
+class ProjectTenantAuthenticationMiddleware(TenantAuthenticationMiddleware):
+    """A project's own TenantAuthenticationMiddleware: it needs what the original needs."""
 
 
 def ids(messages):
@@ -30,7 +45,11 @@ def only(messages, check_id):
     return message
 
 
-def test_the_test_project_passes_every_tenancy_check():
+def test_the_test_project_passes_every_tenancy_check(settings):
+    # The project's MIDDLEWARE serves the admin; its tenant users (TENANCY_USER_MODEL) are
+    # served with the tenancy middlewares that tests/test_auth.py's routing adds, without
+    # which W003 fires (see its tests below).
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, TENANT, TENANT_AUTH]
     assert [m for m in run_checks() if m.id.startswith("tenancy.")] == []
     call_command("check", tags=["tenancy"], verbosity=0)
 
@@ -47,6 +66,9 @@ def test_every_check_is_registered_under_the_tenancy_tag():
         "check_auto_field",
         "check_cache_size",
         "check_databases",
+        "check_user_model",
+        "check_tenant_user_middleware",
+        "check_authentication_backends",
     }
 
 
@@ -281,3 +303,144 @@ def test_e007_is_quiet_when_the_setting_is_absent_or_right(settings):
     assert checks.check_databases() == []
     settings.TENANCY_DATABASES = ["default"]
     assert checks.check_databases() == []
+
+
+# -- E008, E009, E010, W003: tenant users (TENANCY_USER_MODEL) --
+
+
+def test_the_tenant_user_checks_are_quiet_for_a_project_without_tenant_users(settings):
+    del settings.TENANCY_USER_MODEL
+    settings.MIDDLEWARE = [TENANT_AUTH, SESSION]  # misplaced, and no TenantMiddleware
+    settings.TENANCY_AUTHENTICATION_BACKENDS = ["nowhere.Backend"]
+    assert checks.check_user_model() == []
+    assert checks.check_tenant_user_middleware() == []
+    assert checks.check_authentication_backends() == []
+    settings.MIDDLEWARE = [SESSION]  # no tenant user middleware either: nothing to say
+    assert checks.check_tenant_user_middleware() == []
+
+
+@pytest.mark.parametrize("label", ["authapp", "authapp.models.Member", ".Member", 42])
+def test_e008_fires_when_the_user_model_setting_is_malformed(settings, label):
+    settings.TENANCY_USER_MODEL = label
+    error = only(checks.check_user_model(), "tenancy.E008")
+    assert isinstance(error, Error)
+    assert "TENANCY_USER_MODEL must have the form 'app_label.ModelName'" in error.msg
+    assert "AbstractTenantUser" in error.hint
+
+
+@pytest.mark.parametrize("label", ["authapp.Nobody", "nowhere.Member"])
+def test_e008_fires_when_the_user_model_does_not_exist(settings, label):
+    settings.TENANCY_USER_MODEL = label
+    error = only(checks.check_user_model(), "tenancy.E008")
+    assert f"TENANCY_USER_MODEL refers to {label!r}, which does not exist" in error.msg
+    assert "INSTALLED_APPS" in error.hint and "AbstractTenantUser" in error.hint
+
+
+def test_e008_fires_when_the_user_model_is_a_shared_model(settings):
+    settings.TENANCY_USER_MODEL = "auth.User"
+    error = only(checks.check_user_model(), "tenancy.E008")
+    assert "a shared model, not a tenant model template" in error.msg
+    assert "subclass of tenancy.auth.AbstractTenantUser" in error.hint
+
+
+def test_e008_fires_when_the_user_model_is_a_template_but_no_tenant_user(settings):
+    settings.TENANCY_USER_MODEL = "testapp.Project"
+    error = only(checks.check_user_model(), "tenancy.E008")
+    assert "does not derive from tenancy.auth.AbstractTenantUser" in error.msg
+    assert "Derive Project from tenancy.auth.AbstractTenantUser" in error.hint
+
+
+def test_e008_is_quiet_for_the_tenant_user_template_and_for_other_apps(settings):
+    from django.apps import apps
+
+    assert checks.check_user_model() == []  # authapp.Member
+    settings.TENANCY_USER_MODEL = "authapp.Nobody"
+    assert checks.check_user_model(app_configs=[apps.get_app_config("testapp")]) == []
+    assert ids(checks.check_user_model(app_configs=[apps.get_app_config("authapp")])) == [
+        "tenancy.E008"
+    ]
+
+
+def test_w003_fires_when_tenant_users_have_no_authentication_middleware(settings):
+    settings.MIDDLEWARE = [SESSION, TENANT]
+    warning = only(checks.check_tenant_user_middleware(), "tenancy.W003")
+    assert isinstance(warning, Warning)
+    assert "TENANCY_USER_MODEL is set" in warning.msg and TENANT_AUTH in warning.msg
+    assert f"Add {TENANT_AUTH!r} to MIDDLEWARE, after {SESSION!r} and {TENANT!r}" in warning.hint
+
+
+def test_e009_fires_when_the_authentication_middleware_comes_before_tenant_middleware(
+    settings,
+):
+    settings.MIDDLEWARE = [SESSION, TENANT_AUTH, TENANT]
+    error = only(checks.check_tenant_user_middleware(), "tenancy.E009")
+    assert isinstance(error, Error)
+    assert f"{TENANT_AUTH!r} needs request.tenant" in error.msg
+    assert "comes after it" in error.msg
+    assert error.hint == f"Put {TENANT!r} before {TENANT_AUTH!r} in MIDDLEWARE."
+
+
+def test_e009_fires_when_the_authentication_middleware_comes_before_the_session(settings):
+    settings.MIDDLEWARE = [TENANT, TENANT_AUTH, SESSION]
+    error = only(checks.check_tenant_user_middleware(), "tenancy.E009")
+    assert f"{TENANT_AUTH!r} needs request.session" in error.msg
+    assert error.hint == f"Put {SESSION!r} before {TENANT_AUTH!r} in MIDDLEWARE."
+
+
+def test_e009_reports_each_missing_middleware(settings):
+    settings.MIDDLEWARE = [TENANT_AUTH]
+    errors = checks.check_tenant_user_middleware()
+    assert ids(errors) == ["tenancy.E009", "tenancy.E009"]
+    assert all("is not in MIDDLEWARE" in error.msg for error in errors)
+    assert [SESSION in errors[0].hint, TENANT in errors[1].hint] == [True, True]
+
+
+def test_e009_recognises_subclasses_of_the_middlewares(settings):
+    project_auth = "tests.test_checks.ProjectTenantAuthenticationMiddleware"
+    project_tenant = "tests.test_checks.ProjectTenantMiddleware"
+    settings.MIDDLEWARE = [SESSION, project_tenant, project_auth]
+    assert checks.check_tenant_user_middleware() == []
+    settings.MIDDLEWARE = [SESSION, project_auth, project_tenant]
+    error = only(checks.check_tenant_user_middleware(), "tenancy.E009")
+    assert error.hint == f"Put {TENANT!r} before {project_auth!r} in MIDDLEWARE."
+    settings.MIDDLEWARE = ["nowhere.Middleware", SESSION, TENANT, TENANT_AUTH]
+    assert checks.check_tenant_user_middleware() == []  # an entry that does not import
+
+
+def test_e010_fires_for_each_backend_that_does_not_import(settings):
+    settings.TENANCY_AUTHENTICATION_BACKENDS = [
+        "tenancy.auth.TenantUserBackend",
+        "tenancy.auth.NoSuchBackend",
+        "nowhere.Backend",
+    ]
+    errors = checks.check_authentication_backends()
+    assert ids(errors) == ["tenancy.E010", "tenancy.E010"]
+    assert "lists 'tenancy.auth.NoSuchBackend', which cannot be imported" in errors[0].msg
+    assert "lists 'nowhere.Backend', which cannot be imported" in errors[1].msg
+    assert all("'tenancy.auth.TenantUserBackend'" in error.hint for error in errors)
+
+
+@pytest.mark.parametrize("value", [[], "tenancy.auth.TenantUserBackend", [42], 42])
+def test_e010_fires_for_an_empty_or_malformed_backend_list(settings, value):
+    settings.TENANCY_AUTHENTICATION_BACKENDS = value
+    error = only(checks.check_authentication_backends(), "tenancy.E010")
+    assert "TENANCY_AUTHENTICATION_BACKENDS" in error.msg
+
+
+def test_e010_is_quiet_for_backends_that_import(settings):
+    assert checks.check_authentication_backends() == []  # the default
+    settings.TENANCY_AUTHENTICATION_BACKENDS = [
+        "tenancy.auth.TenantUserBackend",
+        "tests.test_auth.GrantingBackend",
+    ]
+    assert checks.check_authentication_backends() == []
+
+
+def test_manage_py_check_runs_the_tenant_user_checks_under_the_tenancy_tag(settings):
+    settings.TENANCY_USER_MODEL = "authapp.Nobody"
+    settings.MIDDLEWARE = [TENANT, TENANT_AUTH, SESSION]
+    settings.TENANCY_AUTHENTICATION_BACKENDS = ["nowhere.Backend"]
+    found = ids(run_checks(tags=[checks.TAG]))
+    assert {"tenancy.E008", "tenancy.E009", "tenancy.E010"} <= set(found)
+    with pytest.raises(SystemCheckError, match=r"tenancy\.E008"):
+        call_command("check", tags=["tenancy"], verbosity=0)
