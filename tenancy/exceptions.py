@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SynchronousOnlyOperation, ValidationError
 
 __all__ = [
     "CrossTenantRelation",
@@ -23,6 +23,7 @@ __all__ = [
     "TenantDeleted",
     "TenantMigrationError",
     "TenantModelDefinitionError",
+    "TenantNotCached",
     "TenantNotReady",
 ]
 
@@ -64,6 +65,25 @@ class TenantDeleted(TenancyError, LookupError):
             "again (a tenant signed up again under the same key is a new tenant)."
         )
         super().__init__(f"{message} {detail}".strip())
+
+
+class TenantNotCached(TenancyError, SynchronousOnlyOperation):
+    """``for_tenant()`` was called from async code on a tenant whose classes this process
+    has not cached: loading them reads the database, which async code must not do
+    synchronously. ``await Template.afor_tenant(tenant)`` loads them.
+
+    A ``SynchronousOnlyOperation``, so handlers of Django's error keep matching.
+    """
+
+    def __init__(self, tenant: Any, template: Any = None) -> None:
+        self.tenant = tenant
+        name = getattr(template, "__name__", "Template")
+        super().__init__(
+            f"The classes of tenant {tenant!r} are not cached in this process, and loading "
+            "them reads the database, which cannot be done from async code: use "
+            f"`await {name}.afor_tenant(tenant)` (it loads and caches them; later "
+            "for_tenant() calls are cache hits)."
+        )
 
 
 class ForeignObject(TenancyError, RuntimeError):

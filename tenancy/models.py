@@ -300,9 +300,26 @@ class TenantModel(models.Model, metaclass=TenantModelBase):
 
         Raises :class:`~tenancy.exceptions.TenantNotReady` if the tenant is
         not provisioned yet, :class:`~tenancy.exceptions.TenantDeleted` if the
-        instance is of a tenant that was deleted.
+        instance is of a tenant that was deleted. From async code a cached tenant
+        is served as well; a miss raises ``TenantNotReady`` if the instance says
+        the tenant is not ready, else :class:`~tenancy.exceptions.TenantNotCached`
+        (use :meth:`afor_tenant`).
         """
         return cache.model_for(cls, tenant)  # type: ignore[return-value]
+
+    @classmethod
+    async def afor_tenant(cls, tenant: AbstractTenant) -> type[Self]:
+        """Return ``tenant``'s class of this template, from async code.
+
+        The async twin of :meth:`for_tenant`, with the same errors: a cached
+        tenant is a dictionary hit; otherwise its row is read through
+        ``sync_to_async`` and its classes are built and cached, so that later
+        ``for_tenant()`` calls, sync or async, are hits. Example::
+
+            TenantProject = await Project.afor_tenant(request.tenant)
+            count = await TenantProject.objects.acount()
+        """
+        return await cache.amodel_for(cls, tenant)  # type: ignore[return-value]
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         cls = type(self)

@@ -12,17 +12,26 @@ state. Any mismatch takes the slow path, which reads the tenant's row once:
 - otherwise the tenant's classes are built (all at once, see
   :mod:`tenancy._classes.factory`) and cached.
 
+From async code the slow path cannot read the row (Django refuses synchronous
+queries there), so a miss reads nothing: an instance that says it is not ready
+is refused with ``TenantNotReady``, any other miss with ``TenantNotCached``,
+whose message names ``await Template.afor_tenant(tenant)``: that reads the row
+through ``sync_to_async`` and fills the same cache.
+
 Evicted tenants' classes are detached from everything global and become
 garbage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copyreg
+import os
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
+from asgiref.sync import sync_to_async
 from django.db import models
 
 from tenancy._classes import factory, prototypes
@@ -35,7 +44,7 @@ from tenancy._classes.registry import (
 )
 from tenancy._primitives import conf, shared
 from tenancy._primitives.states import READY
-from tenancy.exceptions import TenancyError, TenantDeleted, TenantNotReady
+from tenancy.exceptions import TenancyError, TenantDeleted, TenantNotCached, TenantNotReady
 
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant
@@ -56,7 +65,7 @@ def model_for(template: type[models.Model], tenant: AbstractTenant) -> type[mode
             or bundle.database != tenant.database
             or tenant.state != _READY
         ):
-            bundle = tenant_models(tenant)
+            bundle = _load(template, tenant)
         else:
             _bundles.move_to_end(bundle.schema)  # type: ignore[arg-type]
     except AttributeError:
@@ -67,6 +76,54 @@ def model_for(template: type[models.Model], tenant: AbstractTenant) -> type[mode
         return bundle.models[template]
     except KeyError:
         return bundle.models[_template(template)]
+
+
+async def amodel_for(template: type[models.Model], tenant: AbstractTenant) -> type[models.Model]:
+    """Return the tenant's class of ``template``; the body of ``Template.afor_tenant()``.
+
+    A hit is :func:`model_for`'s; a miss reads the row in Django's thread for
+    synchronous code (``sync_to_async``), as ``for_tenant()`` would, and fills the cache.
+    """
+    try:
+        bundle = _bundles.get(tenant.db_schema)  # type: ignore[arg-type]
+        hit = (
+            bundle is not None
+            and bundle.incarnation == tenant.incarnation
+            and bundle.database == tenant.database
+            and tenant.state == _READY
+        )
+    except AttributeError:
+        raise TypeError(
+            f"afor_tenant() takes a tenant (an AbstractTenant instance), not {tenant!r}."
+        ) from None
+    if hit:
+        return model_for(template, tenant)
+    bundle = await sync_to_async(tenant_models)(tenant)
+    try:
+        return bundle.models[template]
+    except KeyError:
+        return bundle.models[_template(template)]
+
+
+def _load(template: type[models.Model], tenant: AbstractTenant) -> factory.TenantModels:
+    """Load the tenant's classes on a miss; from async code, refuse without a query."""
+    if not _in_async_code():
+        return tenant_models(tenant)
+    if tenant.pk is None:
+        raise TenantDeleted(tenant)
+    if tenant.state != _READY or not tenant.db_schema:
+        raise TenantNotReady(tenant, tenant.state, tenant.last_error)
+    raise TenantNotCached(tenant, template)
+
+
+def _in_async_code() -> bool:
+    """Whether Django would refuse a query here (``async_unsafe``): an event loop runs
+    in this thread and ``DJANGO_ALLOW_ASYNC_UNSAFE`` is not set."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 def tenant_models(tenant: AbstractTenant, *, verify: bool = True) -> factory.TenantModels:
