@@ -208,13 +208,35 @@ class AbstractTenant(models.Model):
         failed or ``timeout`` seconds passed first.
         """
 
-        def settled() -> bool:
-            self.refresh_from_db(
-                fields=["state", "last_error", "state_changed_at", "db_schema", "incarnation"]
-            )
-            return self.state in (TenantState.READY, TenantState.FAILED)
+        notify.wait(self._tenancy_settled, self._state.db or shared.database(), timeout, poll)
+        return self._tenancy_outcome(timeout)
 
-        notify.wait(settled, self._state.db or shared.database(), timeout, poll)
+    async def await_until_ready(self, timeout: float | None = None, *, poll: float = 0.05) -> Self:
+        """Wait, without blocking the event loop, until the tenant is provisioned; return it.
+
+        The async twin of :meth:`wait_until_ready`, with the same errors: raises
+        :class:`~tenancy.exceptions.TenantNotReady` when provisioning failed or
+        ``timeout`` seconds passed first (and ``DoesNotExist`` when the tenant was
+        deleted). It reads the tenant's row every ``poll`` seconds through
+        ``sync_to_async`` and sleeps with ``asyncio.sleep()`` in between. Example::
+
+            customer = await Customer.objects.acreate(name="acme")
+            await customer.await_until_ready(timeout=30)
+        """
+        await notify.async_wait(
+            self._tenancy_settled, self._state.db or shared.database(), timeout, poll
+        )
+        return self._tenancy_outcome(timeout)
+
+    def _tenancy_settled(self) -> bool:
+        """Read the lifecycle fields again; return whether the tenant is ready or failed."""
+        self.refresh_from_db(
+            fields=["state", "last_error", "state_changed_at", "db_schema", "incarnation"]
+        )
+        return self.state in (TenantState.READY, TenantState.FAILED)
+
+    def _tenancy_outcome(self, timeout: float | None) -> Self:
+        """Return the tenant after a wait, or raise why it is not ready."""
         if self.state == TenantState.READY:
             return self
         if self.state == TenantState.FAILED:

@@ -3,7 +3,9 @@
 On PostgreSQL the worker sends ``NOTIFY`` in the transaction that marks the
 tenant ready or failed, and PostgreSQL delivers it at commit; a waiter
 listening on the channel wakes within milliseconds. Elsewhere, and as a
-safety net, waiters poll.
+safety net, waiters poll. Async waiters (``await_until_ready()``) always poll,
+sleeping with ``asyncio.sleep()``: a ``LISTEN`` would need a connection of
+their own held, and read, for the whole wait.
 
 ``LISTEN`` is session state: behind a pooler in transaction mode (PgBouncer)
 the registration stays on a pooled server connection, the notifications go
@@ -17,6 +19,7 @@ process connected from, i.e. through a proxy); else it polls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import select
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError, connections
 
 from tenancy._primitives import conf
@@ -69,6 +73,25 @@ def wait(check: Callable[[], bool], using: str, timeout: float | None, poll: flo
     finally:
         if listener is not None:
             _unlisten(listener, owned)
+
+
+async def async_wait(
+    check: Callable[[], bool], using: str, timeout: float | None, poll: float
+) -> bool:
+    """Await ``check`` (a synchronous callable, run through ``sync_to_async``) until it
+    returns True or ``timeout`` passes; return its last answer.
+
+    The event loop runs on between two calls, for ``poll`` seconds each time.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    checked = sync_to_async(_check)
+    while True:
+        if await checked(check, using):
+            return True
+        remaining = poll if deadline is None else deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(remaining, poll))
 
 
 #: Whether LISTEN is safe, per (process, alias, host, port).
