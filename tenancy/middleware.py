@@ -19,13 +19,19 @@ hit in the per-process class cache.
   ``tenancy/not_ready.html`` (projects override it; a built-in page is used
   when no template engine finds it), with ``Retry-After`` while it is being
   set up. A failed tenant's page says so, without its internal error.
+
+The middleware is sync and async capable: under ASGI, before async views and
+middleware, it runs on the event loop and reads the tenant row through
+``sync_to_async`` (:func:`aresolve`), and it answers the same 404 and 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.request import split_domain_port
@@ -51,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOT_READY_TEMPLATE",
     "TenantMiddleware",
+    "aresolve",
     "by_natural_key",
     "is_public_host",
     "lookup",
@@ -93,22 +100,42 @@ class TenantMiddleware:
     Raises ``Http404`` for a tenant that does not exist; answers 503 for one
     that is not ready; sets ``request.tenant = None`` when the request names
     no tenant. Settings are read at each request (see docs/settings.md).
+    Sync and async capable: Django gives it an async ``get_response`` under ASGI.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
         tenant = resolve(request)
         cast("TenantRequest", request).tenant = tenant
         if tenant is not None and tenant.state != TenantState.READY:
             response = not_ready_response(request, tenant)
         else:
             response = self.get_response(request)
-        if conf.tenant_resolver() == "header":
-            # The same URL serves a different tenant per header: caches must know.
-            patch_vary_headers(response, [conf.tenant_header()])
-        return response
+        return _vary(response)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        """The async path: the same answers, the row read off the event loop."""
+        tenant = await aresolve(request)
+        cast("TenantRequest", request).tenant = tenant
+        if tenant is not None and tenant.state != TenantState.READY:
+            # Rendering may run context processors that query (request.user).
+            response = await sync_to_async(not_ready_response)(request, tenant)
+        else:
+            get_response = cast(
+                "Callable[[HttpRequest], Awaitable[HttpResponse]]", self.get_response
+            )
+            response = await get_response(request)
+        return _vary(response)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Answer 503 when a view used a tenant that is not ready (``for_tenant()``), 404
@@ -120,31 +147,58 @@ class TenantMiddleware:
         return None
 
 
+def _vary(response: HttpResponse) -> HttpResponse:
+    if conf.tenant_resolver() == "header":
+        # The same URL serves a different tenant per header: caches must know.
+        patch_vary_headers(response, [conf.tenant_header()])
+    return response
+
+
 def resolve(request: HttpRequest) -> AbstractTenant | None:
     """Return the tenant the request names, or None if it names none.
 
     Raises ``Http404`` when it names a tenant that does not exist, and
     ``ImproperlyConfigured`` when the resolver's settings are incomplete.
     """
+    find = _finder(request)
+    return None if find is None else find()
+
+
+async def aresolve(request: HttpRequest) -> AbstractTenant | None:
+    """The async twin of :func:`resolve`: the host or header is read on the event loop,
+    the tenant's row (or a custom resolver, a synchronous function) through
+    ``sync_to_async``, only when the request names a tenant."""
+    find = _finder(request)
+    return None if find is None else await sync_to_async(find)()
+
+
+def _finder(request: HttpRequest) -> Callable[[], AbstractTenant | None] | None:
+    """Return what reads the tenant the request names (the database work), or None if
+    it names none; the resolver's settings are checked here."""
     resolver = conf.tenant_resolver()
     if resolver == "subdomain":
         host = request_host(request)
         key = subdomain_key(host)
-        return None if key is None else by_natural_key(key, f"subdomain of host {host!r}")
+        return None if key is None else partial(by_natural_key, key, f"subdomain of host {host!r}")
     if resolver == "domain":
         host = request_host(request)
         if is_public_host(host):
             return None
         field = conf.domain_field()
-        return lookup(field, host, f"host {host!r} (TENANCY_DOMAIN_FIELD = {field!r})")
+        return partial(lookup, field, host, f"host {host!r} (TENANCY_DOMAIN_FIELD = {field!r})")
     if resolver == "header":
         header = conf.tenant_header()
         value = request.headers.get(header, "").strip()
-        return by_natural_key(value, f"header {header}") if value else None
-    tenant = import_string(resolver)(request)
+        return partial(by_natural_key, value, f"header {header}") if value else None
+    return partial(_custom, import_string(resolver), request)
+
+
+def _custom(resolver: Callable[[HttpRequest], Any], request: HttpRequest) -> AbstractTenant | None:
+    """Call a custom resolver (``TENANCY_TENANT_RESOLVER`` as a dotted path)."""
+    tenant = resolver(request)
     if tenant is not None:
         _refresh_unless_ready(tenant)
-    return tenant
+    return cast("AbstractTenant | None", tenant)
 
 
 def request_host(request: HttpRequest) -> str:

@@ -6,12 +6,19 @@ that never looks at it costs no query. It needs the session and
 ``request.tenant``, and says so at the first request rather than failing later
 in a view; the system check ``tenancy.E009`` reports a wrong order earlier,
 at start-up.
+
+It is sync and async capable: it reads nothing itself, so under ASGI it runs on
+the event loop. From an async view, read ``request.tenant_user`` in synchronous
+code (``await sync_to_async(lambda: request.tenant_user.is_authenticated)()``):
+its first use queries the session and the user.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
@@ -30,10 +37,28 @@ class TenantAuthenticationMiddleware:
     ``request.user``).
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        self._prepare(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        self._prepare(request)
+        get_response = cast("Callable[[HttpRequest], Awaitable[HttpResponse]]", self.get_response)
+        return await get_response(request)
+
+    def _prepare(self, request: HttpRequest) -> None:
+        """Check the middleware order; set the lazy ``request.tenant_user``."""
         if not hasattr(request, "session"):
             raise ImproperlyConfigured(
                 "tenancy.auth.TenantAuthenticationMiddleware needs the session: put "
@@ -45,4 +70,3 @@ class TenantAuthenticationMiddleware:
                 "'tenancy.middleware.TenantMiddleware' before it in MIDDLEWARE."
             )
         request.tenant_user = SimpleLazyObject(lambda: get_user(request))  # type: ignore[attr-defined]
-        return self.get_response(request)
