@@ -49,6 +49,19 @@ class TenantNotReady(TenancyError, LookupError):
             message += f" Last error: {detail}"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Celery pickles a task's error (for its log line, its result): rebuilt as itself,
+        # not as the first base class whose constructor takes the message alone.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Recreate a pickled error without calling its constructor."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class TenantDeleted(TenancyError, LookupError):
     """The tenant instance is of a tenant that was deleted: it is stale.
