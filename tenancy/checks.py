@@ -18,6 +18,7 @@ E007      ``TENANCY_DATABASES`` names an alias missing from ``DATABASES``
 E008      ``TENANCY_USER_MODEL`` names no ``AbstractTenantUser`` template
 E009      ``TenantAuthenticationMiddleware`` before the middleware it needs
 E010      a ``TENANCY_AUTHENTICATION_BACKENDS`` entry does not import
+E011      ``TENANCY_TASK_READY_TIMEOUT`` not a number of seconds (>= 0)
 W001      tenant models get 32-bit auto primary keys on PostgreSQL
 W002      a template's accessor on the tenant model is taken
 W003      ``TENANCY_USER_MODEL`` set, ``TenantAuthenticationMiddleware`` missing
@@ -287,6 +288,25 @@ def check_cache_size(
             id="tenancy.E006",
         )
     ]
+
+
+@register(TAG)
+def check_task_ready_timeout(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E011: ``TENANCY_TASK_READY_TIMEOUT`` is not a number of seconds (>= 0)."""
+    try:
+        conf.task_ready_timeout()
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint="It bounds how long a tenant_task waits for its tenant to be ready; "
+                f"remove the setting for the default ({conf.DEFAULT_TASK_READY_TIMEOUT:g} s).",
+                id="tenancy.E011",
+            )
+        ]
+    return []
 
 
 @register(TAG)

@@ -51,6 +51,7 @@ TENANCY_CELERY_QUEUE = os.environ.get("TENANCY_CELERY_QUEUE") or None
 TENANCY_MAX_RETRIES = int(os.environ.get("TENANCY_MAX_RETRIES", "5"))
 TENANCY_RETRY_BACKOFF = float(os.environ.get("TENANCY_RETRY_BACKOFF", "2"))
 TENANCY_LOCK_WAIT = float(os.environ.get("TENANCY_LOCK_WAIT", "10"))
+TENANCY_TASK_READY_TIMEOUT = float(os.environ.get("TENANCY_TASK_READY_TIMEOUT", "300"))
 if os.environ.get("TENANCY_DATABASES"):
     TENANCY_DATABASES = os.environ["TENANCY_DATABASES"].split(",")
 

@@ -65,6 +65,7 @@ def test_every_check_is_registered_under_the_tenancy_tag():
         "check_celery",
         "check_auto_field",
         "check_cache_size",
+        "check_task_ready_timeout",
         "check_databases",
         "check_user_model",
         "check_tenant_user_middleware",
@@ -282,6 +283,23 @@ def test_e006_fires_when_the_cache_size_is_not_a_positive_integer(settings, size
 def test_e006_accepts_a_positive_cache_size(settings, size):
     settings.TENANCY_MODEL_CACHE_SIZE = size
     assert checks.check_cache_size() == []
+
+
+# -- E011: TENANCY_TASK_READY_TIMEOUT --
+
+
+@pytest.mark.parametrize("seconds", [-1, "60", True, None, [5]])
+def test_e011_fires_when_the_task_ready_timeout_is_not_a_number_of_seconds(settings, seconds):
+    settings.TENANCY_TASK_READY_TIMEOUT = seconds
+    error = only(checks.check_task_ready_timeout(), "tenancy.E011")
+    assert repr(seconds) in error.msg
+    assert "300 s" in error.hint
+
+
+@pytest.mark.parametrize("seconds", [0, 30, 2.5])
+def test_e011_accepts_a_number_of_seconds(settings, seconds):
+    settings.TENANCY_TASK_READY_TIMEOUT = seconds
+    assert checks.check_task_ready_timeout() == []
 
 
 # -- E007: TENANCY_DATABASES --

@@ -17,6 +17,8 @@ DEFAULT_SCHEMA_PREFIX = "tenant_"
 DEFAULT_MODEL_CACHE_SIZE = 1000
 #: Default seconds ``dispatch()`` may spend connecting to the broker.
 DEFAULT_PUBLISH_CONNECT_TIMEOUT = 1.0
+#: Default seconds a tenant task waits for its tenant to be ready before it gives up.
+DEFAULT_TASK_READY_TIMEOUT = 300.0
 #: Default retry policy of ``dispatch()``: one more attempt, no sleep (the reconciler
 #: is the real retry; a request must not wait for a broker that is down).
 DEFAULT_PUBLISH_RETRY_POLICY: dict[str, Any] = {
@@ -128,6 +130,18 @@ def reconcile_grace() -> float:
     """Return ``TENANCY_RECONCILE_GRACE``: seconds a tenant may stay pending before the
     reconciler re-enqueues it (60), so a task still in the queue is not doubled needlessly."""
     return float(getattr(settings, "TENANCY_RECONCILE_GRACE", 60.0))
+
+
+def task_ready_timeout() -> float:
+    """Return ``TENANCY_TASK_READY_TIMEOUT``: seconds a ``tenant_task`` keeps retrying while
+    its tenant is pending, provisioning or moving, from its first attempt, before it
+    raises ``TenantNotReady`` (default 300)."""
+    seconds = getattr(settings, "TENANCY_TASK_READY_TIMEOUT", DEFAULT_TASK_READY_TIMEOUT)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ImproperlyConfigured(
+            f"TENANCY_TASK_READY_TIMEOUT must be a number of seconds (>= 0), not {seconds!r}."
+        )
+    return float(seconds)
 
 
 def lock_wait() -> float:
