@@ -10,6 +10,10 @@ to a Celery retry with backoff.
 
 :func:`send` is how the lifecycle's work reaches these tasks; the app installs
 it at start-up (``tenancy.apps``).
+
+The projects' own per-tenant tasks are made with :func:`tenant_task` and sent to
+every tenant by :func:`for_each_tenant` (or by the beat-ready task
+``tenancy.for_each_tenant``, which takes a task's name); see docs/tasks.md.
 """
 
 from __future__ import annotations
@@ -22,14 +26,27 @@ from celery import Task, shared_task
 from kombu.exceptions import OperationalError as BrokerError
 
 from tenancy._delivery import dispatch
-from tenancy._orchestration import migrate, pool, provision, rollout, tombstones
+from tenancy._delivery.tenant_tasks import (
+    TENANT_DATABASE_QUEUE,
+    FanOut,
+    TenantTask,
+    for_each_tenant,
+    named,
+    tenant_task,
+)
+from tenancy._orchestration import migrate, pool, provision, rollout, tombstones, user_tasks
 from tenancy._orchestration import reconcile as reconciler
 from tenancy._orchestration.transitions import is_transient
 from tenancy._primitives import conf, jobs, logs
 from tenancy._primitives.states import Result
 
 __all__ = [
+    "TENANT_DATABASE_QUEUE",
+    "FanOut",
+    "TenantTask",
     "drop_tenant",
+    "for_each_tenant",
+    "for_each_tenant_named",
     "migrate_all",
     "migrate_tenant",
     "migrate_tenants",
@@ -37,6 +54,8 @@ __all__ = [
     "reconcile",
     "refill_pool",
     "send",
+    "tenant_task",
+    "tenants_at_local_hour",
 ]
 
 logger = logs.get_logger("tenancy.tasks")
@@ -95,6 +114,47 @@ def refill_pool(self: Task, database: str = "default") -> int:
 def reconcile(self: Task, grace: float | None = None) -> str:
     """Send again what is stuck; meant for Celery beat (see the docs)."""
     return str(reconciler.reconcile(grace=grace))
+
+
+@shared_task(name="tenancy.for_each_tenant", bind=True)
+def for_each_tenant_named(
+    self: Task,
+    task: str,
+    args: list[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    spread: float = 0,
+    states: list[str] | None = None,
+    spread_mode: str = "even",
+    local_hour: int | None = None,
+    timezone_field: str = "timezone",
+) -> int:
+    """Send the tenant task named ``task`` to every tenant; for Celery beat.
+
+    ``local_hour`` picks only the tenants whose local time (the time zone name in
+    their ``timezone_field``) is that hour now: run it hourly. Returns how many
+    tasks were sent.
+    """
+    chosen = named(self.app, task)
+    queryset = None
+    if local_hour is not None:
+        queryset = user_tasks.at_local_hour(local_hour, field=timezone_field)
+    with logs.context(task=self.request.id):
+        return int(
+            for_each_tenant(
+                chosen,
+                *(args or ()),
+                spread=spread,
+                states=tuple(states or ("ready",)),
+                queryset=queryset,
+                spread_mode=spread_mode,
+                **(kwargs or {}),
+            )
+        )
+
+
+#: ``tenants_at_local_hour(hour, field="timezone", queryset=None)``: the tenants whose
+#: local time is ``hour`` o'clock now (for per-tenant schedules in their own time zone).
+tenants_at_local_hour = user_tasks.at_local_hour
 
 
 #: The task that carries each lifecycle job.

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
@@ -58,6 +60,41 @@ def publish(task: Task, args: tuple[Any, ...], *, database: str | None = None) -
         )
         return False
     return True
+
+
+#: ``send(args, kwargs, **options)`` of :func:`publisher`: returns whether it was sent.
+Send = Callable[..., bool]
+
+
+@contextmanager
+def publisher(task: Task) -> Iterator[Send]:
+    """Yield a ``send(args, kwargs, **options)`` that publishes ``task`` on one producer of
+    the library's pool (for a fan-out: one connection for many messages), or runs it
+    inline with ``TENANCY_EAGER``. A send that fails is logged and returns False; the
+    caller counts it."""
+    if conf.eager():
+
+        def run(args: tuple[Any, ...], kwargs: dict[str, Any], **options: Any) -> bool:
+            result = task.apply(args=args, kwargs=kwargs)
+            if result.failed():
+                logger.error("%s failed inline (TENANCY_EAGER): %r", task.name, result.result)
+            return True
+
+        yield run
+        return
+    policy: dict[str, Any] = {"retry": True, "retry_policy": conf.publish_retry_policy()}
+    timeout = task.app.conf.get("broker_pool_acquire_timeout")
+    with _producer_pool(task).acquire(block=True, timeout=timeout) as producer:
+
+        def send(args: tuple[Any, ...], kwargs: dict[str, Any], **options: Any) -> bool:
+            try:
+                task.apply_async(args, kwargs, producer=producer, **policy, **options)
+            except Exception:
+                logger.warning("could not enqueue %s", task.name, exc_info=True)
+                return False
+            return True
+
+        yield send
 
 
 def queue_for(database: str | None) -> str | None:
