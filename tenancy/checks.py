@@ -19,6 +19,8 @@ E008      ``TENANCY_USER_MODEL`` names no ``AbstractTenantUser`` template
 E009      ``TenantAuthenticationMiddleware`` before the middleware it needs
 E010      a ``TENANCY_AUTHENTICATION_BACKENDS`` entry does not import
 E011      ``TENANCY_TASK_READY_TIMEOUT`` not a number of seconds (>= 0)
+E012      the middleware's resolver has no tenant model field to find tenants by
+E013      ``TENANCY_TEST_TENANT`` names fields the tenant model lacks
 W001      tenant models get 32-bit auto primary keys on PostgreSQL
 W002      a template's accessor on the tenant model is taken
 W003      ``TENANCY_USER_MODEL`` set, ``TenantAuthenticationMiddleware`` missing
@@ -45,7 +47,7 @@ from django.utils.module_loading import import_string
 
 from tenancy._classes import validation
 from tenancy._classes.registry import TEMPLATES, template_parent
-from tenancy._primitives import conf, shared
+from tenancy._primitives import conf, lookup, shared
 from tenancy._primitives.markers import is_abstract_tenant_subclass, is_template
 from tenancy.auth.middleware import TenantAuthenticationMiddleware
 from tenancy.auth.models import AbstractTenantUser
@@ -307,6 +309,107 @@ def check_task_ready_timeout(
             )
         ]
     return []
+
+
+@register(Tags.models, TAG)
+def check_tenant_lookup(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E012: the tenant model has no field that ``TenantMiddleware`` can find a
+    tenant by: a declared lookup field (``TENANCY_TENANT_LOOKUP_FIELD``, the model's
+    ``TENANT_LOOKUP_FIELD``) or ``TENANCY_DOMAIN_FIELD`` it lacks, or, with none declared,
+    a ``natural_key()`` of several fields; every tenant request would be a 500."""
+    model = _installed_tenant_model(app_configs)
+    if model is None:
+        return []
+    try:
+        resolver = conf.tenant_resolver()
+    except ImproperlyConfigured:
+        return []
+    if resolver == "domain":
+        return _domain_field_errors(model) if _uses_tenant_middleware() else []
+    declared, _source = lookup.declaration(model)
+    used = resolver in ("subdomain", "header") and _uses_tenant_middleware()
+    if declared is None and (not used or hasattr(model._default_manager, "get_by_natural_key")):
+        return []  # nothing declared wrong, and nothing derives the field at run time
+    try:
+        lookup.lookup_field(model)
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint=f"Declare the field, e.g. `{lookup.MODEL_ATTRIBUTE} = 'slug'` on "
+                f"{model.__name__}, or define get_by_natural_key(key) on its default manager; "
+                "TENANCY_TENANT_LOOKUP_FIELD overrides both.",
+                obj=model,
+                id="tenancy.E012",
+            )
+        ]
+    return []
+
+
+def _domain_field_errors(model: type[models.Model]) -> list[CheckMessage]:
+    field = conf.domain_field()
+    if any(f.name == field for f in model._meta.get_fields()):
+        return []
+    return [
+        Error(
+            f"TENANCY_TENANT_RESOLVER is 'domain' but {model._meta.label} has no field "
+            f"{field!r} (TENANCY_DOMAIN_FIELD) holding each tenant's host name.",
+            hint="Add the field to the tenant model, or set TENANCY_DOMAIN_FIELD to the field "
+            "that holds the host name.",
+            obj=model,
+            id="tenancy.E012",
+        )
+    ]
+
+
+@register(Tags.models, TAG)
+def check_test_tenant(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E013: ``TENANCY_TEST_TENANT`` names fields the tenant model lacks (the test
+    helpers of tenancy.testing would fail on every test)."""
+    fields = getattr(settings, "TENANCY_TEST_TENANT", None)
+    model = _installed_tenant_model(app_configs)
+    if not fields or model is None:
+        return []
+    if not isinstance(fields, dict):
+        unknown: list[Any] = []
+        problem = f"must be a dict of the test tenant's field values, not {fields!r}"
+    else:
+        names = {f.name for f in model._meta.get_fields()}
+        unknown = [name for name in fields if name not in names]
+        problem = f"names {', '.join(map(repr, unknown))}, which {model._meta.label} lacks"
+        if not unknown:
+            return []
+    return [
+        Error(
+            f"TENANCY_TEST_TENANT {problem}.",
+            hint="Set it to values of the tenant model's own fields, e.g. {'slug': 'test'}, or "
+            "remove it: the default is 'test' in the tenant model's lookup field.",
+            obj=model,
+            id="tenancy.E013",
+        )
+    ]
+
+
+def _installed_tenant_model(app_configs: Sequence[AppConfig] | None) -> Any:
+    """Return the tenant model when it is usable and among ``app_configs`` (E001 to E003
+    report the others), else None."""
+    try:
+        model = shared.tenant_model()
+    except ImproperlyConfigured:
+        return None
+    if app_configs is not None and model._meta.app_config not in app_configs:
+        return None
+    return model
+
+
+def _uses_tenant_middleware() -> bool:
+    """Whether ``TenantMiddleware`` (or a subclass) is in ``MIDDLEWARE``."""
+    middleware = [str(path) for path in getattr(settings, "MIDDLEWARE", None) or ()]
+    return _middleware_index(middleware, TenantMiddleware) is not None
 
 
 @register(TAG)

@@ -43,6 +43,7 @@ from django.utils.module_loading import import_string
 from tenancy._primitives import conf
 from tenancy._primitives.shared import tenant_model as get_tenant_model
 from tenancy._primitives.states import TenantState
+from tenancy._primitives.lookup import lookup_field
 from tenancy.exceptions import TenantDeleted, TenantNotReady
 
 if TYPE_CHECKING:
@@ -238,12 +239,13 @@ def by_natural_key(key: str, source: str) -> AbstractTenant:
     """Return the tenant whose natural key is ``key`` (from ``source``), or raise ``Http404``.
 
     Uses the default manager's ``get_by_natural_key()`` when it has one, else
-    the field named by ``TENANCY_TENANT_LOOKUP_FIELD``.
+    the tenant model's lookup field: ``TENANCY_TENANT_LOOKUP_FIELD``, the model's
+    ``TENANT_LOOKUP_FIELD``, or the one field of its ``natural_key()``.
     """
     model = get_tenant_model()
     manager: Any = model._default_manager
     if not hasattr(manager, "get_by_natural_key"):
-        return lookup(conf.tenant_lookup_field(), key, source)
+        return lookup(lookup_field(model), key, source)
     try:
         return manager.get_by_natural_key(key)
     except (model.DoesNotExist, ValueError, ValidationError):

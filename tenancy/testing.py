@@ -16,8 +16,10 @@ in the test's database state, already ``ready``, with the lifecycle eager.
   ``tenancy_tenant_fields`` and ``tenancy_schema``.
 
 The test tenant's field values come from the ``TENANCY_TEST_TENANT`` setting
-(default ``{"name": "test"}``), the mixin's ``tenant_fields`` attribute or an
-overridden ``tenancy_tenant_fields`` fixture. See ``docs/testing.md``.
+(default: ``"test"`` in the tenant model's lookup field, ``{"name": "test"}`` for a
+model keyed by ``name``, ``{"slug": "test"}`` for one keyed by ``slug``), the
+mixin's ``tenant_fields`` attribute or an overridden ``tenancy_tenant_fields``
+fixture. See ``docs/testing.md``.
 
 On PostgreSQL, while a schema is kept, Django's flush between transactional
 tests runs ``TRUNCATE ... CASCADE`` (the tenant's tables keep foreign keys to
@@ -33,6 +35,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections, transaction
 from django.test.utils import override_settings
 
@@ -40,7 +43,7 @@ from tenancy._migrating.plan import plan
 from tenancy._migrating.recorder import RECORD_TABLE
 from tenancy._orchestration import building
 from tenancy._orchestration.transitions import send_robust
-from tenancy._primitives import conf, ownership, provisioning, shared, storage
+from tenancy._primitives import conf, lookup, ownership, provisioning, shared, storage
 from tenancy._primitives.states import READY
 from tenancy.exceptions import TenancyError
 from tenancy.signals import tenant_provisioned
@@ -54,23 +57,66 @@ except ImportError:  # pragma: no cover - the mixin works without pytest
     pytest = None  # type: ignore[assignment]
 
 __all__ = [
+    "DEFAULT_TEST_KEY",
     "DEFAULT_TEST_TENANT",
     "KeptSchema",
     "TenantTestMixin",
     "kept_schema",
+    "new_tenant",
     "release_schemas",
     "tenant_fields",
 ]
 
 logger = logging.getLogger("tenancy.testing")
 
-#: Field values of the test tenant when ``TENANCY_TEST_TENANT`` is not set.
-DEFAULT_TEST_TENANT: Mapping[str, Any] = {"name": "test"}
+#: The test tenant's value of the tenant model's lookup field when ``TENANCY_TEST_TENANT``
+#: is not set.
+DEFAULT_TEST_KEY = "test"
+#: Field values of the test tenant when ``TENANCY_TEST_TENANT`` is not set and the tenant
+#: model's lookup field is ``name`` (for another field: ``{field: DEFAULT_TEST_KEY}``).
+DEFAULT_TEST_TENANT: Mapping[str, Any] = {"name": DEFAULT_TEST_KEY}
 
 
 def tenant_fields() -> dict[str, Any]:
-    """Return ``TENANCY_TEST_TENANT``, the test tenant's field values (``{"name": "test"}``)."""
-    return dict(getattr(settings, "TENANCY_TEST_TENANT", None) or DEFAULT_TEST_TENANT)
+    """Return the test tenant's field values: ``TENANCY_TEST_TENANT``, else ``"test"`` in
+    the tenant model's lookup field (``{"name": "test"}``, ``{"slug": "test"}``).
+
+    Raises ``ImproperlyConfigured`` when the setting is not set and the tenant
+    model has no lookup field to derive it from.
+    """
+    configured = getattr(settings, "TENANCY_TEST_TENANT", None)
+    if configured:
+        return dict(configured)
+    model = shared.tenant_model()
+    try:
+        field = lookup.lookup_field(model)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(
+            f"The test tenant's fields cannot be derived: {exc} Or set TENANCY_TEST_TENANT "
+            "to the field values of a test tenant, e.g. {'slug': 'test'}."
+        ) from None
+    return {field: DEFAULT_TEST_KEY}
+
+
+def new_tenant(fields: Mapping[str, Any]) -> AbstractTenant:
+    """Return an unsaved tenant with ``fields``; raise ``ImproperlyConfigured`` naming the
+    fields the tenant model lacks (instead of the model's ``TypeError``)."""
+    model = shared.tenant_model()
+    unknown = []
+    for name in fields:
+        try:
+            model._meta.get_field(name)
+        except FieldDoesNotExist:
+            unknown.append(name)
+    if unknown:
+        known = ", ".join(f.name for f in model._meta.concrete_fields if f.editable)
+        raise ImproperlyConfigured(
+            f"The test tenant's fields {dict(fields)!r} name {', '.join(map(repr, unknown))}, "
+            f"which {model._meta.label} has no field of: set TENANCY_TEST_TENANT (or the "
+            f"mixin's tenant_fields) to values of its fields ({known})."
+        )
+    tenant: AbstractTenant = model(**fields)
+    return tenant
 
 
 class KeptSchema:
@@ -181,7 +227,7 @@ class KeptSchema:
         """
         model = shared.tenant_model()
         the_plan = plan()
-        tenant = model(**fields)
+        tenant = new_tenant(fields)
         tenant.db_schema = self.schema
         tenant.database = self.database
         tenant.incarnation = self.incarnation
@@ -215,7 +261,7 @@ def kept_schema(fields: Mapping[str, Any] | None = None) -> KeptSchema:
     transaction the first time (SQLite cannot build tables inside one).
     """
     values = tenant_fields() if fields is None else dict(fields)
-    schema = shared.tenant_model()(**values).derive_schema()
+    schema = new_tenant(values).derive_schema()
     database = conf.default_database()
     kept = _kept.setdefault((schema, database), KeptSchema(schema, database))
     kept.prepare()

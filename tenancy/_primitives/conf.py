@@ -198,10 +198,12 @@ def tenant_header() -> str:
     return str(getattr(settings, "TENANCY_TENANT_HEADER", "X-Tenant"))
 
 
-def tenant_lookup_field() -> str:
+def tenant_lookup_field() -> str | None:
     """Return ``TENANCY_TENANT_LOOKUP_FIELD``: the field matched against a subdomain or
-    header when the tenant model's manager has no ``get_by_natural_key()`` (``"name"``)."""
-    return str(getattr(settings, "TENANCY_TENANT_LOOKUP_FIELD", "name"))
+    header, overriding the one the tenant model declares or its natural key names
+    (default None: see ``tenancy._primitives.lookup``)."""
+    field = getattr(settings, "TENANCY_TENANT_LOOKUP_FIELD", None)
+    return None if field is None else str(field)
 
 
 def retry_after() -> int:

@@ -7,8 +7,19 @@ the reconciler can finish or undo. Exposed as ``tenancy.models.*``.
 
 from __future__ import annotations
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.utils import timezone
+
+if apps.apps_ready and not apps.is_installed("tenancy"):
+    # Importing tenancy.models (a project's tenant model does) outside the installed
+    # app would otherwise end in Django's "doesn't declare an explicit app_label", or
+    # in tables that migrate never creates.
+    raise ImproperlyConfigured(
+        "'tenancy' is not in INSTALLED_APPS, but tenancy.models is imported (a tenant "
+        "model derives from tenancy.models.AbstractTenant): add 'tenancy' to INSTALLED_APPS."
+    )
 
 
 class Tombstone(models.Model):

@@ -22,7 +22,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 from django.utils.text import capfirst
 
-from tenancy._primitives import conf, shared
+from tenancy._primitives import shared
+from tenancy._primitives.lookup import lookup_field_or_none
 from tenancy.auth import AbstractTenantUser, get_tenant_user_template
 from tenancy.exceptions import TenantDeleted, TenantNotReady
 from tenancy.models import AbstractTenant
@@ -194,7 +195,7 @@ def _find(key: str, *, by_pk: bool) -> AbstractTenant:
         if tenant is None:
             raise CommandError(f"No tenant has the primary key {key!r}.")
         return tenant
-    field = conf.tenant_lookup_field()
+    field = lookup_field_or_none(model) or "db_schema"
     lookup = Q(db_schema=key)
     if any(f.name == field for f in model._meta.concrete_fields):
         lookup |= Q(**{field: key})

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from tenancy._orchestration.move import move_tenant
-from tenancy._primitives import conf, shared
+from tenancy._primitives import shared
+from tenancy._primitives.lookup import lookup_field_or_none
 from tenancy.exceptions import TenancyError
 
 
@@ -55,7 +56,7 @@ def _find(key: str, *, by_pk: bool) -> Any:
         if tenant is None:
             raise CommandError(f"No tenant has the primary key {key!r}.")
         return tenant
-    field = conf.tenant_lookup_field()
+    field = lookup_field_or_none(model) or "db_schema"
     lookup = Q(db_schema=key)
     if any(f.name == field for f in model._meta.concrete_fields):
         lookup |= Q(**{field: key})
