@@ -450,3 +450,19 @@ def test_the_beat_task_by_name_fans_out_through_the_worker(on_worker):
     for tenant in tenants:
         _wait_for_projects(tenant, 1)
         assert Project.for_tenant(tenant).objects.get().name == "nightly"
+
+
+@pytest.mark.postgresql
+def test_a_task_for_a_tenant_being_moved_waits_until_the_move_has_finished(on_worker):
+    tenant = Customer.objects.create(name="tt_worker_moving").wait_until_ready(timeout=30)
+    move = TenantOperation.objects.create(
+        kind="move", tenant_pk=str(tenant.pk), incarnation=tenant.incarnation,
+        schema=tenant.db_schema, source="default", target="other",
+    )  # fmt: skip
+    result = record_run.delay(tenant, "after the move")
+    wait_for(lambda: any("is moving" in ln for ln in _lines_of(on_worker, result.id)), 30,
+             "the task to wait for the move")  # fmt: skip
+    assert not Project.for_tenant(tenant).objects.exists()
+    TenantOperation.objects.filter(pk=move.pk).update(finished_at=datetime.now(UTC))
+    _wait_for_projects(tenant, 1)
+    assert Project.for_tenant(tenant).objects.get().name == "after the move"
