@@ -21,6 +21,7 @@ E010      a ``TENANCY_AUTHENTICATION_BACKENDS`` entry does not import
 E011      ``TENANCY_TASK_READY_TIMEOUT`` not a number of seconds (>= 0)
 E012      the middleware's resolver has no tenant model field to find tenants by
 E013      ``TENANCY_TEST_TENANT`` names fields the tenant model lacks
+E014      ``TENANCY_SERVE_BEHIND`` not True or False
 W001      tenant models get 32-bit auto primary keys on PostgreSQL
 W002      a template's accessor on the tenant model is taken
 W003      ``TENANCY_USER_MODEL`` set, ``TenantAuthenticationMiddleware`` missing
@@ -392,6 +393,26 @@ def check_test_tenant(
             id="tenancy.E013",
         )
     ]
+
+
+@register(TAG)
+def check_serve_behind(
+    app_configs: Sequence[AppConfig] | None = None, **_: Any
+) -> list[CheckMessage]:
+    """tenancy.E014: ``TENANCY_SERVE_BEHIND`` is not True or False."""
+    try:
+        conf.serve_behind()
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint="True (the default) serves a tenant whose migrations are behind the code "
+                "(expand/contract deploys); False answers the 503 page until tenancy_migrate "
+                "has brought it current.",
+                id="tenancy.E014",
+            )
+        ]
+    return []
 
 
 def _installed_tenant_model(app_configs: Sequence[AppConfig] | None) -> Any:

@@ -15,7 +15,8 @@ hit in the per-process class cache.
 - A host (or header) naming no tenant at all, such as the bare base domain,
   leaves ``request.tenant = None`` and passes through: the marketing site.
 - A host naming a tenant that does not exist raises ``Http404``.
-- A tenant that is not ready gets a 503 response rendered from the template
+- A tenant that is not ready (or, with ``TENANCY_SERVE_BEHIND = False``, whose
+  migrations are behind the running code) gets a 503 response rendered from the template
   ``tenancy/not_ready.html`` (projects override it; a built-in page is used
   when no template engine finds it), with ``Retry-After`` while it is being
   set up. A failed tenant's page says so, without its internal error.
@@ -40,10 +41,11 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.html import escape
 from django.utils.module_loading import import_string
 
+from tenancy._migrating.plan import plan
 from tenancy._primitives import conf
-from tenancy._primitives.shared import tenant_model as get_tenant_model
-from tenancy._primitives.states import TenantState
 from tenancy._primitives.lookup import lookup_field
+from tenancy._primitives.shared import tenant_model as get_tenant_model
+from tenancy._primitives.states import TenantState, lacks_migrations
 from tenancy.exceptions import TenantDeleted, TenantNotReady
 
 if TYPE_CHECKING:
@@ -60,11 +62,13 @@ __all__ = [
     "TenantMiddleware",
     "aresolve",
     "by_natural_key",
+    "is_behind",
     "is_public_host",
     "lookup",
     "not_ready_response",
     "request_host",
     "resolve",
+    "serves",
     "subdomain_key",
 ]
 
@@ -88,6 +92,10 @@ _FALLBACK_PAGE = """<!DOCTYPE html>
 _SETTING_UP = (
     "Setting up your workspace",
     "We are setting up your workspace; it will be ready in a moment.",
+)
+_UPDATING = (
+    "Updating your workspace",
+    "We are updating your workspace; it will be back in a moment.",
 )
 _FAILED = (
     "Your workspace could not be set up",
@@ -118,8 +126,8 @@ class TenantMiddleware:
             return self.__acall__(request)
         tenant = resolve(request)
         cast("TenantRequest", request).tenant = tenant
-        if tenant is not None and tenant.state != TenantState.READY:
-            response = not_ready_response(request, tenant)
+        if tenant is not None and not serves(tenant):
+            response = not_ready_response(request, tenant, updating=tenant.is_ready)
         else:
             response = self.get_response(request)
         return _vary(response)
@@ -128,9 +136,11 @@ class TenantMiddleware:
         """The async path: the same answers, the row read off the event loop."""
         tenant = await aresolve(request)
         cast("TenantRequest", request).tenant = tenant
-        if tenant is not None and tenant.state != TenantState.READY:
+        if tenant is not None and not serves(tenant):
             # Rendering may run context processors that query (request.user).
-            response = await sync_to_async(not_ready_response)(request, tenant)
+            response = await sync_to_async(not_ready_response)(
+                request, tenant, updating=tenant.is_ready
+            )
         else:
             get_response = cast(
                 "Callable[[HttpRequest], Awaitable[HttpResponse]]", self.get_response
@@ -146,6 +156,25 @@ class TenantMiddleware:
         if isinstance(exception, TenantDeleted):
             raise Http404("This workspace no longer exists.") from exception
         return None
+
+
+def serves(tenant: AbstractTenant) -> bool:
+    """Return whether requests for ``tenant`` reach the views: it is ready and, unless
+    ``TENANCY_SERVE_BEHIND``, its schema has every migration of the running code.
+
+    The row is the one the middleware read: a string comparison, no query.
+    """
+    if tenant.state != TenantState.READY:
+        return False
+    return conf.serve_behind() or not is_behind(tenant)
+
+
+def is_behind(tenant: AbstractTenant) -> bool:
+    """Return whether a ready ``tenant``'s schema lacks migrations of the running code."""
+    the_plan = plan()
+    return lacks_migrations(
+        tenant.migrations_digest, tenant.migrations_applied, the_plan.digest, len(the_plan.keys)
+    )
 
 
 def _vary(response: HttpResponse) -> HttpResponse:
@@ -269,20 +298,29 @@ def lookup(field: str, value: str, source: str) -> AbstractTenant:
         raise Http404(f"No tenant with {field} = {value!r} (from the {source}) exists.") from None
 
 
-def not_ready_response(request: HttpRequest, tenant: AbstractTenant) -> HttpResponse:
-    """Return the 503 page of a tenant that is being set up, or whose setup failed.
+def not_ready_response(
+    request: HttpRequest, tenant: AbstractTenant, *, updating: bool = False
+) -> HttpResponse:
+    """Return the 503 page of a tenant that is being set up, whose setup failed, or
+    (with ``TENANCY_SERVE_BEHIND = False``) whose migrations are behind the code.
 
-    The template gets ``tenant``, ``failed`` and ``retry_after`` (seconds, or
+    The template gets ``tenant``, ``failed``, ``updating`` (ready but behind the
+    code: the page says it is being updated) and ``retry_after`` (seconds, or
     None for a failed tenant: waiting will not help it). The tenant's error is
     never shown.
     """
     failed = tenant.state == TenantState.FAILED
     retry_after = None if failed else conf.retry_after()
-    context = {"tenant": tenant, "failed": failed, "retry_after": retry_after}
+    context = {
+        "tenant": tenant,
+        "failed": failed,
+        "updating": updating,
+        "retry_after": retry_after,
+    }
     try:
         content: str = loader.render_to_string(NOT_READY_TEMPLATE, context, request)
     except TemplateDoesNotExist:
-        content = _fallback_page(failed, retry_after)
+        content = _fallback_page(failed, retry_after, updating=updating)
     response = HttpResponse(content, status=503)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
@@ -290,9 +328,9 @@ def not_ready_response(request: HttpRequest, tenant: AbstractTenant) -> HttpResp
     return response
 
 
-def _fallback_page(failed: bool, retry_after: int | None) -> str:
+def _fallback_page(failed: bool, retry_after: int | None, *, updating: bool = False) -> str:
     """Return the built-in 503 page, for projects without a template engine."""
-    title, message = _FAILED if failed else _SETTING_UP
+    title, message = _FAILED if failed else _UPDATING if updating else _SETTING_UP
     refresh = f'<meta http-equiv="refresh" content="{retry_after}">\n' if retry_after else ""
     return _FALLBACK_PAGE.format(refresh=refresh, title=escape(title), message=escape(message))
 

@@ -206,6 +206,16 @@ def tenant_lookup_field() -> str | None:
     return None if field is None else str(field)
 
 
+def serve_behind() -> bool:
+    """Return ``TENANCY_SERVE_BEHIND``: whether ``TenantMiddleware`` serves a ready tenant
+    whose schema lacks migrations of the running code (default True: expand/contract
+    deploys); False answers the 503 page until ``tenancy_migrate`` brings it current."""
+    value = getattr(settings, "TENANCY_SERVE_BEHIND", True)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"TENANCY_SERVE_BEHIND must be True or False, not {value!r}.")
+    return value
+
+
 def retry_after() -> int:
     """Return ``TENANCY_RETRY_AFTER``: seconds a client is told to wait (``Retry-After``)
     before asking again for a workspace that is being set up (5)."""

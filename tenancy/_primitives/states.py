@@ -85,6 +85,16 @@ def is_behind(state: str, digest: str, plan_digest: str) -> bool:
     return state == FAILED or (state == READY and digest != plan_digest)
 
 
+def lacks_migrations(digest: str, applied: int, plan_digest: str, plan_size: int) -> bool:
+    """Return whether a built tenant's schema is older than the running code's migrations.
+
+    True when it is not at the plan's digest and has no more migrations applied
+    than the plan holds; a tenant with more was migrated by newer code (a web
+    process still on the old release, during a rolling deploy), and is not older.
+    """
+    return digest != plan_digest and applied <= plan_size
+
+
 def behind(plan_digest: str) -> Q:
     """Return the filter of the tenants :func:`is_behind` is true for, in one query."""
     return (Q(state=READY) & ~Q(migrations_digest=plan_digest)) | Q(state=FAILED)
