@@ -13,6 +13,7 @@ import time
 import tracemalloc
 import uuid
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -343,6 +344,24 @@ def test_tenants_at_local_hour_picks_the_zones_where_it_is_that_hour():
     assert user_tasks.zones_at_local_hour(zones, 3, at) == ["Europe/Paris"]
     assert user_tasks.zones_at_local_hour(zones, 21, at) == ["America/New_York"]
     assert user_tasks.zones_at_local_hour(zones, 7, at) == ["Asia/Kolkata"]  # 07:30 there
+
+
+def test_tenants_at_local_hour_and_the_beat_task_reach_only_the_tenants_at_that_hour(probe_queue):
+    # The test tenant model has no time zone field: its names stand in for one here.
+    zones = ["Europe/Paris", "America/New_York", "Asia/Kolkata"]
+    QuerySet(Customer).bulk_create(
+        Customer(name=zone, state="ready", db_schema=f"tenant_tz{i}", incarnation=f"tz{i}")
+        for i, zone in enumerate(zones)
+    )
+    at = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)  # 03:00 in Paris
+    chosen = tasks.tenants_at_local_hour(3, field="name", at=at)
+    assert list(chosen.values_list("name", flat=True)) == ["Europe/Paris"]
+    here = datetime.now(UTC).astimezone(ZoneInfo("Asia/Kolkata")).hour
+    result = tasks.for_each_tenant_named.apply(
+        args=["tests.testapp.tasks.probe"], kwargs={"local_hour": here, "timezone_field": "name"}
+    )
+    kolkata = Customer.objects.get(name="Asia/Kolkata").pk
+    assert result.get() == 1 and [m["args"] for m in probe_queue()] == [[kolkata]]
 
 
 # -- with a real worker --
