@@ -38,3 +38,22 @@ def test_the_quickstart_has_exactly_the_two_commands():
     section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     block = section.split("```sh", 1)[1].split("```", 1)[0]
     assert [line for line in block.splitlines() if line.strip()] == ["make demo", "make test"]
+
+
+QUICKSTART = ROOT / "docs" / "quickstart.md"
+RENDERED = re.compile(r"""render\(request, ["']([^"']+)["']""")
+HTML_BLOCK = re.compile(r"```html\n<!-- \S+/templates/(\S+) -->\n(.*?)```", re.DOTALL)
+
+
+def test_every_template_the_quickstart_renders_is_shown_in_it_and_compiles():
+    from django.template import engines
+
+    text = QUICKSTART.read_text()
+    shown = dict(HTML_BLOCK.findall(text))
+    rendered = RENDERED.findall(text)
+
+    assert "myapp/signup.html" in rendered
+    assert [name for name in rendered if name not in shown] == []
+    for source in shown.values():
+        engines["django"].from_string(source)  # a syntax error raises
+    assert "{% csrf_token %}" in shown["myapp/signup.html"]
