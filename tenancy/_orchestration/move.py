@@ -293,12 +293,32 @@ def _copy(schema: str, source: str, target: str) -> dict[str, int]:
             name = f"{quote(schema)}.{quote(table)}"
             columns = ", ".join(quote(c) for c in _columns(out, schema, table))
             buffer = io.BytesIO()
-            out.cursor.copy_expert(f"COPY {name} ({columns}) TO STDOUT", buffer)
+            _copy_out(out.cursor, f"COPY {name} ({columns}) TO STDOUT", buffer)
             buffer.seek(0)
-            into.cursor.copy_expert(f"COPY {name} ({columns}) FROM STDIN", buffer)
+            _copy_in(into.cursor, f"COPY {name} ({columns}) FROM STDIN", buffer)
             counts[table] = _verify(out, into, name)
         _copy_sequences(out, into, schema, quote)
     return counts
+
+
+def _copy_out(raw: Any, sql: str, buffer: io.BytesIO) -> None:
+    """Run ``COPY ... TO STDOUT`` on the driver's cursor ``raw`` into ``buffer``."""
+    if hasattr(raw, "copy_expert"):  # psycopg2
+        raw.copy_expert(sql, buffer)
+        return
+    with raw.copy(sql) as copy:  # psycopg 3
+        for data in copy:
+            buffer.write(data)
+
+
+def _copy_in(raw: Any, sql: str, buffer: io.BytesIO) -> None:
+    """Run ``COPY ... FROM STDIN`` on the driver's cursor ``raw`` from ``buffer``."""
+    if hasattr(raw, "copy_expert"):  # psycopg2
+        raw.copy_expert(sql, buffer)
+        return
+    with raw.copy(sql) as copy:  # psycopg 3
+        while data := buffer.read(1 << 16):
+            copy.write(data)
 
 
 def _copy_sequences(out: Any, into: Any, schema: str, quote: Any) -> None:

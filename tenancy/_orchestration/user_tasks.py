@@ -135,9 +135,13 @@ def gone(ref: Reference) -> bool:
 
 
 def refused_while_moving(exc: BaseException | None) -> bool:
-    """Return whether ``exc`` is the write refusal of a schema that is being moved."""
+    """Return whether ``exc`` is the write refusal of a schema that is being moved.
+
+    The SQLSTATE is ``pgcode`` on psycopg2's errors and ``sqlstate`` on psycopg 3's.
+    """
     while exc is not None:
-        if getattr(exc, "pgcode", None) == READ_ONLY_SQLSTATE:
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if code == READ_ONLY_SQLSTATE:
             return True
         exc = exc.__cause__ or exc.__context__
     return False

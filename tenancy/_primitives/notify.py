@@ -189,7 +189,8 @@ def _unlisten(raw: Any, owned: bool) -> None:
             return
         with raw.cursor() as cursor:
             cursor.execute(f"UNLISTEN {CHANNEL}")
-        raw.notifies.clear()
+        if isinstance(raw.notifies, list):  # psycopg2 keeps what it read in a list
+            raw.notifies.clear()
 
 
 def _sleep(listener: Any, seconds: float) -> bool:
@@ -198,24 +199,50 @@ def _sleep(listener: Any, seconds: float) -> bool:
         time.sleep(seconds)
         return True
     try:
-        ready, _, _ = select.select([listener], [], [], seconds)
-        if ready:
-            listener.poll()  # a connection closed under it raises here
-            listener.notifies.clear()
+        if hasattr(listener, "poll"):  # psycopg2
+            ready, _, _ = select.select([listener], [], [], seconds)
+            if ready:
+                listener.poll()  # a connection closed under it raises here
+                listener.notifies.clear()
+        else:
+            _wait_psycopg(listener, seconds)
     except Exception:  # the driver's own errors (OperationalError...), or a closed socket
         return False
     return not _terminated(listener)
+
+
+def _wait_psycopg(listener: Any, seconds: float) -> None:
+    """Wait on a psycopg 3 connection until a notification or ``seconds``.
+
+    psycopg 3 has no ``poll()``: ``notifies()`` reads the socket (and first
+    returns what a query read meanwhile); before 3.2 it takes no timeout, and
+    libpq is asked directly after a ``select()``. A broken connection raises.
+    """
+    try:
+        received = listener.notifies(timeout=seconds, stop_after=1)
+    except TypeError:  # psycopg < 3.2
+        ready, _, _ = select.select([listener.fileno()], [], [], seconds)
+        if ready:
+            pgconn = listener.pgconn
+            pgconn.consume_input()
+            while pgconn.notifies() is not None:
+                pass
+        return
+    for _ in received:
+        pass
 
 
 def _terminated(raw: Any) -> bool:
     """Return whether the server said it is closing the connection.
 
     A terminated backend (``pg_terminate_backend``, a shutdown) first sends a
-    FATAL message, which the driver files as a notice without raising; only a
+    FATAL message, which psycopg2 files as a notice without raising; only a
     later read finds the socket closed, and that read would be the next query.
     Nothing can follow a FATAL, so the last notice tells.
     """
-    notices = getattr(raw, "notices", None)
+    if getattr(raw, "broken", False):  # psycopg 3 says so itself
+        return True
+    notices = getattr(raw, "notices", None)  # psycopg2
     return bool(notices and str(notices[-1]).startswith("FATAL"))
 
 
