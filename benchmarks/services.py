@@ -19,7 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+try:  # psycopg 3 first, as Django's PostgreSQL backend does; else psycopg2
+    import psycopg as pg_driver
+except ImportError:  # pragma: no cover - depends on the environment
+    import psycopg2 as pg_driver  # type: ignore[no-redef]
+
+#: The base class of the driver's errors (``psycopg.Error`` or ``psycopg2.Error``).
+PgError = pg_driver.Error
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +62,42 @@ def pg_params(dbname: str = "postgres") -> dict[str, Any]:
     }
 
 
+def pg_connect(dbname: str = "postgres", **params: Any) -> Any:
+    """A new connection of the installed driver to ``dbname`` (see :func:`pg_params`);
+    ``params`` (``host``, ``port``, ``connect_timeout``...) override the defaults.
+
+    Both drivers take the same keywords. Use ``with conn.cursor()`` and ``conn.close()``:
+    ``with conn:`` commits on psycopg2 but also closes the connection on psycopg 3.
+    """
+    return pg_driver.connect(**{**pg_params(dbname), **params})
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a child process that must not outlive the one starting it.
+
+    On Linux the kernel sends the child SIGKILL when its parent dies, however it
+    dies (``kill -9`` included); Celery's prefork pool children already die with
+    their worker the same way. Elsewhere it does nothing.
+    """
+    if _prctl is None:
+        return
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != _forked_from[0]:  # the parent died before the call
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+# The pid of the process that forked last (a preexec_fn runs Python's at-fork hooks).
+_forked_from = [os.getpid()]
+os.register_at_fork(before=lambda: _forked_from.__setitem__(0, os.getpid()))
+try:  # loaded here, not in the child: a preexec_fn must not import or load anything
+    import ctypes
+
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+except (OSError, AttributeError):  # pragma: no cover
+    _prctl = None
+
+
 class Database:
     """A fresh database of the run's own (always ``bench_*``), dropped by :meth:`drop`."""
 
@@ -65,7 +107,7 @@ class Database:
         self.name = name
 
     def _admin(self, sql: str) -> None:
-        conn = psycopg2.connect(**pg_params())
+        conn = pg_connect()
         conn.autocommit = True
         try:
             with conn.cursor() as cursor:
@@ -82,7 +124,7 @@ class Database:
         self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
     def connect(self) -> Any:
-        return psycopg2.connect(**pg_params(self.name))
+        return pg_connect(self.name)
 
     def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         conn = self.connect()
@@ -110,8 +152,9 @@ class RedisServer:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                    "--save", "", "--appendonly", "no"]  # fmt: skip
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # never left behind by a killed run
+        )  # fmt: skip
         wait_for(self._answers, 10, f"redis-server on port {self.port}")
         return self
 

@@ -25,10 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 # One copy of the service helpers, shared with the benchmark harness.
-from benchmarks.services import free_port, wait_for
+from benchmarks.services import PgError, free_port, pg_driver, wait_for
 
 BINARY = "/usr/sbin/pgbouncer"
 
@@ -54,7 +52,7 @@ class PgBouncer:
     # Connection parameters -------------------------------------------------
 
     def params(self, dbname: str) -> dict[str, Any]:
-        """psycopg2 connection parameters of database ``dbname`` through this pgbouncer."""
+        """Connection parameters of database ``dbname`` through this pgbouncer (either driver)."""
         return {
             "dbname": dbname,
             "user": self.user,
@@ -64,8 +62,8 @@ class PgBouncer:
         }
 
     def connect(self, dbname: str, *, autocommit: bool = True, **extra: Any) -> Any:
-        """A new psycopg2 connection to ``dbname`` through this pgbouncer."""
-        conn = psycopg2.connect(**self.params(dbname), **extra)
+        """A new connection (psycopg 3, else psycopg2) to ``dbname`` through this pgbouncer."""
+        conn = pg_driver.connect(**self.params(dbname), **extra)
         conn.autocommit = autocommit
         return conn
 
@@ -190,7 +188,7 @@ admin_users = {", ".join(users)}
 ; The default in transaction mode: nothing resets a server connection
 ; between the clients that share it.
 server_reset_query =
-; No ignore_startup_parameters: psycopg2 (and Django on it) sends neither
+; No ignore_startup_parameters: neither driver (nor Django on it) sends
 ; extra_float_digits nor options. PgBouncer 1.18 refuses a connection with
 ; `options` ("unsupported startup parameter: options"); ignoring it instead
 ; would silently drop e.g. a `-c search_path=...`.
@@ -205,15 +203,15 @@ pidfile = {self.dir / "pgbouncer.pid"}
 
     def _answers(self) -> bool:
         try:
-            conn = psycopg2.connect(**self.params("postgres"), connect_timeout=1)
-        except psycopg2.Error:
+            conn = pg_driver.connect(**self.params("postgres"), connect_timeout=1)
+        except PgError:
             return False
         try:
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute("SELECT 1")
                 return cursor.fetchone() == (1,)
-        except psycopg2.Error:
+        except PgError:
             return False
         finally:
             conn.close()

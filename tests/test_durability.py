@@ -15,12 +15,11 @@ import signal
 import subprocess
 import sys
 
-import psycopg2
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connections, transaction
 
-from benchmarks.services import pg_params, wait_for
+from benchmarks.services import pg_connect, wait_for
 from tenancy._primitives import locks, ownership, states, storage
 from tenancy.models import TenantOperation, TenantState, Tombstone
 from tests.testapp.models import Customer, Project
@@ -48,7 +47,7 @@ def _env(**extra: str) -> dict[str, str]:
 def _hold_name(alias: str, schema: str):
     """Hold the per-name lock that building or dropping ``schema`` on ``alias`` takes:
     whoever builds or drops it waits, mid-operation, until :func:`_release`."""
-    blocker = psycopg2.connect(**pg_params(connections[alias].settings_dict["NAME"]))
+    blocker = pg_connect(connections[alias].settings_dict["NAME"])
     blocker.autocommit = True
     with blocker.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [locks.key_id(f"schema:{schema}")])

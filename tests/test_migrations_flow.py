@@ -17,9 +17,9 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 
+from benchmarks.services import pg_connect
 from tests.settings import BACKEND
 from tests.workers import ROOT, Worker
 
@@ -113,7 +113,7 @@ class Shop:
         if self.backend == "sqlite":
             with sqlite3.connect(self.sqlite_path) as conn:
                 return conn.execute(sql.replace("%s", "?"), params).fetchall()
-        conn = psycopg2.connect(dbname=self.db_name, user="postgres", host="127.0.0.1")
+        conn = pg_connect(self.db_name)
         try:
             with conn, conn.cursor() as cursor:
                 cursor.execute(sql, params)
@@ -160,7 +160,7 @@ class Shop:
 
 @pytest.fixture
 def shop_postgresql(broker, django_db_setup) -> Iterator[Shop]:
-    admin = psycopg2.connect(dbname="postgres", user="postgres", host="127.0.0.1")
+    admin = pg_connect("postgres")
     admin.autocommit = True
     with tempfile.TemporaryDirectory() as workdir:
         shop = Shop("postgresql", Path(workdir), broker.url)

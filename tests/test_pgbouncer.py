@@ -18,11 +18,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg2
 import pytest
 from django.db import connection, connections
 
-from benchmarks.services import pg_params, wait_for
+from benchmarks.services import pg_connect, wait_for
 from tenancy import tasks
 from tenancy._delivery import dispatch
 from tenancy._primitives import locks, notify
@@ -49,7 +48,7 @@ def through_pgbouncer(pgbouncer, transactional_db):
 
 def _advisory_locks() -> list[tuple]:
     """Every advisory lock held in the test database, read straight from the server."""
-    conn = psycopg2.connect(**pg_params(connection.settings_dict["NAME"]))
+    conn = pg_connect(connection.settings_dict["NAME"])
     try:
         with conn.cursor() as cursor:
             cursor.execute(

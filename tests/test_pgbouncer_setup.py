@@ -2,19 +2,18 @@
 transaction mode: server connections are shared between clients, transaction by
 transaction, and session state of one client reaches the others.
 
-Plain psycopg2 clients here; the session's pgbouncer is shared with other tests,
-so every test closes the server connections it used (and the state left on them).
+Plain driver clients here (psycopg 3, else psycopg2); the session's pgbouncer is shared
+with other tests, so every test closes the server connections it used (and the state left on them).
 """
 
 from __future__ import annotations
 
 import contextlib
 
-import psycopg2
 import pytest
 from django.db import connection
 
-from benchmarks.services import pg_params, wait_for
+from benchmarks.services import PgError, pg_connect, wait_for
 
 pytestmark = pytest.mark.postgresql
 
@@ -30,7 +29,7 @@ def dbname(db, pgbouncer):
 
 @pytest.fixture
 def clients(pgbouncer, dbname):
-    """Open autocommit psycopg2 clients through pgbouncer: ``clients(n)``."""
+    """Open autocommit driver clients through pgbouncer: ``clients(n)``."""
     opened = []
 
     def open_(count: int = 1):
@@ -40,7 +39,7 @@ def clients(pgbouncer, dbname):
 
     yield open_
     for conn in opened:
-        with contextlib.suppress(psycopg2.Error):
+        with contextlib.suppress(PgError):
             conn.close()
 
 
@@ -51,8 +50,8 @@ def scalar(conn, sql: str, params: tuple = ()):
 
 
 def direct(dbname: str):
-    """A psycopg2 connection straight to the PostgreSQL server (not through pgbouncer)."""
-    conn = psycopg2.connect(**pg_params(dbname))
+    """A driver connection straight to the PostgreSQL server (not through pgbouncer)."""
+    conn = pg_connect(dbname)
     conn.autocommit = True
     return conn
 

@@ -13,10 +13,10 @@ import threading
 import time
 from collections import Counter
 
-import psycopg2
 import pytest
 from django.db import connection
 
+from benchmarks.services import pg_connect
 from tenancy._migrating import recorder
 from tenancy._migrating.plan import plan as migration_plan
 from tenancy._primitives import locks, storage
@@ -241,7 +241,7 @@ def test_tenancy_migrate_during_an_old_workers_provisioning_ends_with_the_tenant
         # A signup is being provisioned by the old worker, held inside its DDL
         # transaction (the shop's models have no foreign key to auth_user: hold the
         # per-schema transaction lock that creating a schema takes instead).
-        blocker = psycopg2.connect(dbname=shop.db_name, user="postgres", host="127.0.0.1")
+        blocker = pg_connect(shop.db_name)
         blocker.autocommit = True
         with blocker.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s)", [locks.key_id("schema:tenant_late")])

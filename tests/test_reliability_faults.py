@@ -19,13 +19,13 @@ import threading
 import time
 from collections import Counter
 
-import psycopg2
 import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from benchmarks.services import pg_connect
 from tenancy import lifecycle, tasks
 from tenancy._delivery import dispatch
 from tenancy._migrating import recorder
@@ -227,9 +227,7 @@ def _allow_connections(allowed: bool) -> None:
     from outside, the database looks down, while open connections (the worker's) go on."""
     params = connection.settings_dict
     # PostgreSQL refuses this from a session of that database: ask from "postgres".
-    admin = psycopg2.connect(
-        dbname="postgres", user=params["USER"], host=params["HOST"], port=params["PORT"]
-    )
+    admin = pg_connect("postgres", user=params["USER"], host=params["HOST"], port=params["PORT"])
     admin.autocommit = True
     try:
         with admin.cursor() as cursor:
