@@ -17,5 +17,7 @@ tenant_provisioned = Signal()
 #: Provisioning failed for good (retries exhausted). Arguments: ``tenant``, ``error`` (str).
 provisioning_failed = Signal()
 
-#: A deleted tenant's schema was dropped. Arguments: ``schema``, ``database``.
+#: A deleted tenant's schema was dropped. Arguments: ``schema``, ``database``,
+#: ``incarnation`` (the dropped life of the tenant; what its cache keys and file
+#: paths carry, see ``tenancy.caches`` and ``tenancy.files``).
 tenant_dropped = Signal()

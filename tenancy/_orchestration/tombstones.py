@@ -96,6 +96,7 @@ def _drop(tomb: Tombstone, alias: str) -> Result:
         sender=shared.tenant_model(),
         schema=tomb.schema,
         database=tomb.database,
+        incarnation=tomb.incarnation,
     )
     return Result.DROPPED
 
