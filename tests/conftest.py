@@ -152,3 +152,10 @@ def pgbouncer(request):
     server.start()
     yield server
     server.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Kill the workers of a run that ended before their teardown (tests/workers.py)."""
+    from tests.workers import kill_all
+
+    kill_all()

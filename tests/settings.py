@@ -44,7 +44,17 @@ TENANCY_TENANT_MODEL = "testapp.Customer"
 # Tenant-scoped users (tenancy.auth, tests/test_auth.py).
 TENANCY_USER_MODEL = "authapp.Member"
 TENANCY_EAGER = True
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+# The suite's broker is its own, whatever the shell or an .env file exports: the
+# broker fixture's private redis-server (tests/conftest.py), or Celery's in-process
+# memory broker for tests that publish without a worker. Celery reads
+# CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_BROKER_READ_URL/WRITE_URL,
+# CELERY_CONFIG_MODULE and CELERY_LOADER from the environment, ahead of these
+# settings, so every CELERY_* variable goes, in this process and so in every
+# process it starts. Worker processes the tests start get their broker as
+# TENANCY_TEST_BROKER_URL (tests/workers.py).
+for _name in [name for name in os.environ if name.startswith("CELERY_")]:
+    del os.environ[_name]
+CELERY_BROKER_URL = os.environ.get("TENANCY_TEST_BROKER_URL") or "memory://"
 
 # Worker processes started by the tests read these from their environment.
 TENANCY_CELERY_QUEUE = os.environ.get("TENANCY_CELERY_QUEUE") or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -13,9 +14,35 @@ from typing import Any
 from django.db import connection, connections
 
 # One copy of the service helpers, shared with the benchmark harness.
-from benchmarks.services import wait_for
+from benchmarks.services import die_with_parent, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Every worker started by this process and not stopped yet (see :func:`kill_all`).
+_started: set[Worker] = set()
+
+
+def kill_all() -> None:
+    """SIGKILL the process group of every worker this process started and did not stop.
+
+    Run at the end of the session and at exit, for a run that failed or was
+    interrupted before a fixture's teardown. A run killed outright (``kill -9``)
+    runs nothing: there the kernel kills the workers (:func:`die_with_parent`).
+    """
+    for worker in list(_started):
+        worker.kill()
+
+
+atexit.register(kill_all)
+
+
+def suite_environment(**extra: str) -> dict[str, str]:
+    """The environment of a process the suite starts: this process's, without any
+    ``CELERY_*`` variable (tests/settings.py removed them; this only makes sure),
+    plus ``extra``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CELERY_")}
+    env.update(extra)
+    return env
 
 
 class Worker:
@@ -40,16 +67,17 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PGDATABASE": connection.settings_dict["NAME"],
-            "CELERY_BROKER_URL": self.broker_url,
-            "TENANCY_CELERY_QUEUE": self.queue,
-            "TENANCY_TEST_EVENTS": str(self.events),
-            "PYTHONPATH": str(ROOT),
-            **self.env,
-        }
+        env = suite_environment(
+            DJANGO_SETTINGS_MODULE="tests.settings",
+            PGDATABASE=connection.settings_dict["NAME"],
+            # tests/settings.py reads the first, tests/migrations_project/settings.py the second.
+            TENANCY_TEST_BROKER_URL=self.broker_url,
+            CELERY_BROKER_URL=self.broker_url,
+            TENANCY_CELERY_QUEUE=self.queue,
+            TENANCY_TEST_EVENTS=str(self.events),
+            PYTHONPATH=str(ROOT),
+        )
+        env.update(self.env)  # the test's own, which may override the above
         command = [
             sys.executable, "-m", "celery", "-A", self.app, "worker",
             "--loglevel=INFO", f"--concurrency={self.concurrency}", "--pool=prefork",
@@ -60,7 +88,9 @@ class Worker:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: kill parent and children
+                preexec_fn=die_with_parent,  # and killed with this process, even by kill -9
             )  # fmt: skip
+        _started.add(self)
         wait_for(lambda: b" ready." in self.log.read_bytes() or self._died(), 60, "the worker")
         if self._died():
             raise AssertionError(f"the worker exited:\n{self.output()}")
