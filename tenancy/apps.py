@@ -23,12 +23,13 @@ class TenancyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenancy import checks, tasks  # checks: importing registers the system checks
+        from tenancy import caches, checks, files, tasks  # checks: importing registers them
         from tenancy._classes import prototypes, routers, validation
         from tenancy._delivery import handlers
         from tenancy._migrating import project_state
         from tenancy._primitives import conf, jobs, shared
         from tenancy.models import install_template_accessors
+        from tenancy.signals import tenant_dropped
 
         validation.check_all()
         project_state.install()
@@ -39,6 +40,9 @@ class TenancyConfig(AppConfig):
         post_save.connect(handlers.tenant_saved, sender=tenant, dispatch_uid="tenancy.saved")
         post_delete.connect(handlers.tenant_deleted, sender=tenant, dispatch_uid="tenancy.deleted")
         install_template_accessors(tenant)
+        # A dropped tenant's cache keys and files go with its schema.
+        tenant_dropped.connect(caches.forget_dropped_tenant, dispatch_uid="tenancy.caches")
+        tenant_dropped.connect(files.remove_dropped_tenant_files, dispatch_uid="tenancy.files")
         prototypes.prepare(conf.databases())  # last: every template and accessor is in place
         assert checks.TAG
 

@@ -20,6 +20,7 @@ __all__ = [
     "StorageMissing",
     "TemplateModelUsed",
     "TenancyError",
+    "TenantCacheNotClearable",
     "TenantDeleted",
     "TenantMigrationError",
     "TenantModelDefinitionError",
@@ -61,6 +62,23 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, A
     error.args = args
     error.__dict__.update(state)
     return error
+
+
+class TenantCacheNotClearable(TenancyError, NotImplementedError):
+    """A tenant's cache cannot be cleared: its backend cannot find keys by prefix.
+
+    ``clear()`` of the backend itself would wipe every tenant's entries, so it is
+    never called instead.
+    """
+
+    def __init__(self, alias: str, reason: str) -> None:
+        self.alias = alias
+        super().__init__(
+            f"The cache {alias!r} cannot clear one tenant's keys ({reason}). Delete the "
+            "keys you set with delete() or delete_many(), let them expire (TIMEOUT), or "
+            "keep tenant caches on Redis (django.core.cache.backends.redis.RedisCache or "
+            "django-redis) or the local-memory cache."
+        )
 
 
 class TenantDeleted(TenancyError, LookupError):

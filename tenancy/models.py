@@ -18,6 +18,7 @@ from tenancy._primitives.markers import TENANT_MODEL_ATTR, template_of
 from tenancy._primitives.naming import schema_name_for
 from tenancy._primitives.records import PoolSchema, RolloutRefusal, TenantOperation, Tombstone
 from tenancy._primitives.states import TenantState
+from tenancy.caches import TenantCache
 from tenancy.exceptions import InvalidTenantKey, TenancyError, TenantNotReady
 
 __all__ = [
@@ -195,6 +196,18 @@ class AbstractTenant(models.Model):
                     f"The {name} of tenant {self!r} is fixed at creation ({before!r}); it "
                     f"cannot become {now!r}. Renaming a tenant keeps its schema."
                 )
+
+    @property
+    def cache(self) -> TenantCache:
+        """The default cache (``CACHES["default"]``) with keys that carry this tenant.
+
+        A cheap proxy made at each access; ``tenancy.caches.for_tenant(tenant, alias)``
+        gives another configured cache. See :mod:`tenancy.caches`. Example::
+
+            customer.cache.set("plan", "pro")
+            customer.cache.get("plan")  # another tenant's "plan" is never this one
+        """
+        return TenantCache(self)
 
     @property
     def is_ready(self) -> bool:

@@ -54,7 +54,9 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     # The library's own migration files: frozen history, so they may name nothing
     # but the foundation (tenancy.state.PerTenant), never code that changes.
     "migration files": (0, ("tenancy.migrations", "tenancy.migrations.*")),
-    "primitives": (1, ("tenancy._primitives", "tenancy._primitives.*")),
+    # tenancy.caches takes an incarnation and a cache alias, nothing of the lifecycle;
+    # the model API imports it (tenant.cache).
+    "primitives": (1, ("tenancy._primitives", "tenancy._primitives.*", "tenancy.caches")),
     "tenant classes": (2, ("tenancy._classes", "tenancy._classes.*")),
     "migrating": (3, ("tenancy._migrating", "tenancy._migrating.*")),
     "model API": (4, ("tenancy.models",)),
@@ -75,6 +77,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
             "tenancy.auth",
             "tenancy.auth.*",
             "tenancy.checks",
+            "tenancy.files",
             "tenancy.management",
             "tenancy.management.*",
         ),
@@ -101,6 +104,8 @@ PUBLIC_MODULES = (
     "tenancy.testing",
     "tenancy.auth",
     "tenancy.state",
+    "tenancy.caches",
+    "tenancy.files",
 )
 
 #: Imports deferred into a function outside the composition roots, as

@@ -283,3 +283,15 @@ def login_url() -> str:
     """Return ``TENANCY_LOGIN_URL``: where a tenant user who must log in is sent (default
     None: Django's ``LOGIN_URL``)."""
     return str(getattr(settings, "TENANCY_LOGIN_URL", None) or settings.LOGIN_URL)
+
+
+def file_storages() -> list[str]:
+    """Return ``TENANCY_FILE_STORAGES``: the aliases of ``STORAGES`` from which a dropped
+    tenant's files (its ``tenants/<schema>/<incarnation>/``) are removed (default
+    ``["default"]``; ``[]`` keeps them)."""
+    aliases = getattr(settings, "TENANCY_FILE_STORAGES", ["default"])
+    if isinstance(aliases, str) or not all(isinstance(alias, str) for alias in aliases):
+        raise ImproperlyConfigured(
+            f"TENANCY_FILE_STORAGES must be a list of aliases of STORAGES, not {aliases!r}."
+        )
+    return list(aliases)
