@@ -78,6 +78,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
             "tenancy.auth.*",
             "tenancy.checks",
             "tenancy.files",
+            "tenancy.drf",
             "tenancy.management",
             "tenancy.management.*",
         ),
@@ -106,6 +107,7 @@ PUBLIC_MODULES = (
     "tenancy.state",
     "tenancy.caches",
     "tenancy.files",
+    "tenancy.drf",
 )
 
 #: Imports deferred into a function outside the composition roots, as

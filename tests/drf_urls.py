@@ -1,0 +1,64 @@
+"""URLs of the Django REST framework tests (tests/test_drf.py): viewsets of templates."""
+
+from django.urls import include, path
+from rest_framework import filters, serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.routers import DefaultRouter
+
+from tenancy.drf import TenantModelSerializer, TenantModelViewSet, TenantReadOnlyModelViewSet
+from tests.testapp.models import Project, Report
+
+
+class ReportSerializer(TenantModelSerializer):
+    class Meta:
+        model = Report
+        fields = ["id", "project", "content"]
+
+
+class ProjectSerializer(TenantModelSerializer):
+    """Nested: the project's reports, serialized by a serializer of another template."""
+
+    reports = ReportSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "owner", "reports"]
+
+
+class PlainProjectSerializer(serializers.ModelSerializer):
+    """A plain ModelSerializer of a template: the viewset binds it."""
+
+    class Meta:
+        model = Project
+        fields = ["id", "name"]
+
+
+class TwoPerPage(PageNumberPagination):
+    page_size = 2
+
+
+class ProjectViewSet(TenantModelViewSet):
+    model = Project
+    serializer_class = ProjectSerializer
+    filter_backends = [filters.SearchFilter, filters.OrderingFilter]
+    search_fields = ["name"]
+    ordering_fields = ["name", "id"]
+    pagination_class = TwoPerPage
+
+
+class ReportViewSet(TenantModelViewSet):
+    model = Report
+    serializer_class = ReportSerializer
+
+
+class PlainProjectViewSet(TenantReadOnlyModelViewSet):
+    model = Project
+    serializer_class = PlainProjectSerializer
+
+
+router = DefaultRouter()
+router.register("projects", ProjectViewSet)  # basename from the template: "project"
+router.register("reports", ReportViewSet)
+router.register("plain-projects", PlainProjectViewSet, basename="plain-project")
+
+urlpatterns = [path("api/", include(router.urls))]
