@@ -69,8 +69,11 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("WORKER_SQLITE_PATH", str(TMP_DIR / "tenancy-example.sqlite3")),
             # A worker (thread or process) writes to the same file: wait for its
-            # lock (seconds) instead of failing with "database is locked".
-            "OPTIONS": {"timeout": 30},
+            # lock (seconds) instead of failing with "database is locked", and take
+            # the write lock when a transaction begins: a transaction that read first
+            # cannot wait for it ("database is locked" at once, while the worker
+            # provisions a tenant and a signup checks its name).
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
         }
     }
 
