@@ -150,6 +150,17 @@ def test_the_browsable_api_renders_the_tenants_rows_and_form(api, two):
     assert api.get("/api/", HTTP_ACCEPT="text/html", **host(a)).status_code == 200
 
 
+def test_a_view_that_finds_its_tenant_elsewhere_gives_it_to_its_serializers_with_depth(api, two):
+    assert two  # tenants "h15drfa" (a report) and "h15drfb" (none)
+    response = api.get("/staff/h15drfa/reports/", HTTP_HOST="example.com")  # no request.tenant
+    assert response.status_code == 200, response.content
+    (report,) = response.json()
+    assert report["content"] == "a's"
+    assert report["project"]["name"] == "alpha"  # depth 1: the tenant's project, nested
+    assert api.get("/staff/h15drfb/reports/", HTTP_HOST="example.com").json() == []
+    assert api.get("/staff/nobody/reports/", HTTP_HOST="example.com").status_code == 404
+
+
 def test_the_router_names_routes_after_the_template():
     assert reverse("project-list") == "/api/projects/"
     assert reverse("report-detail", args=[1]) == "/api/reports/1/"
