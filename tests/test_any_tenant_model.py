@@ -1,7 +1,8 @@
 """Defaults that fit any tenant model, not only one with a ``name`` field.
 
 A project whose tenant model is ``Organization(slug=...)`` (tests/slug_project)
-runs in subprocesses on SQLite, in eager mode: subdomains find tenants by the
+runs in subprocesses in eager mode (on SQLite, and on PostgreSQL where the
+suite runs on it): subdomains find tenants by the
 field of ``natural_key()``, the test helpers' default tenant fills that field,
 and what cannot be derived is a system check at start-up naming the fix. The
 checks are also called here on the suite's own tenant model.
@@ -14,8 +15,10 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -78,8 +81,33 @@ print(Client().get("/notes/", HTTP_HOST="h14nobody.example.com").status_code)
 """
 
 
-def test_a_subdomain_finds_a_tenant_by_the_field_of_its_natural_key(tmp_path):
-    result = run_python(tmp_path, REQUEST)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database(request) -> Iterator[dict[str, str]]:
+    """The slug project's database: a SQLite file (the default) or a PostgreSQL database
+    of its own, created and dropped here."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    name = f"tenancy_h14_orgs_{os.getpid()}"
+    admin = psycopg2.connect(
+        dbname="postgres",
+        user=os.environ.get("PGUSER", "postgres"),
+        host=os.environ.get("PGHOST", "127.0.0.1"),
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"ORGS_PG_NAME": name}
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_a_subdomain_finds_a_tenant_by_the_field_of_its_natural_key(tmp_path, database):
+    result = run_python(tmp_path, REQUEST, **database)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["200 h14slugorg: hello", "404"]
@@ -132,8 +160,8 @@ print(tenant.slug, tenant.db_schema, tenant.is_ready, Note.for_tenant(tenant).ob
 """
 
 
-def test_the_test_tenant_defaults_to_test_in_the_lookup_field(tmp_path):
-    result = run_python(tmp_path, TEST_HELPERS)
+def test_the_test_tenant_defaults_to_test_in_the_lookup_field(tmp_path, database):
+    result = run_python(tmp_path, TEST_HELPERS, **database)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["{'slug': 'test'}", "test tenant_test True 1"]

@@ -1,18 +1,33 @@
 """A project whose tenant model has no ``name``: ``Organization(slug=...)``.
 
-``tests/test_any_tenant_model.py`` runs it in subprocesses, on SQLite in eager
-mode, in the variants its environment selects: ``ORGS_KEY=two`` gives the
-model a natural key of two fields, ``ORGS_LOOKUP`` declares its lookup field,
-``ORGS_TEST_TENANT`` sets ``TENANCY_TEST_TENANT`` (JSON) and
-``ORGS_WITHOUT_TENANCY=1`` leaves ``tenancy`` out of ``INSTALLED_APPS``.
+``tests/test_any_tenant_model.py`` runs it in subprocesses, in eager mode, on
+SQLite (or on PostgreSQL, the database ``ORGS_PG_NAME``), in the variants its
+environment selects: ``ORGS_KEY=two`` gives the model a natural key of two
+fields, ``ORGS_LOOKUP`` declares its lookup field, ``ORGS_TEST_TENANT`` sets
+``TENANCY_TEST_TENANT`` (JSON) and ``ORGS_WITHOUT_TENANCY=1`` leaves
+``tenancy`` out of ``INSTALLED_APPS``.
 """
 
 import json
 import os
 
-DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["ORGS_SQLITE_PATH"]}
-}
+if os.environ.get("ORGS_PG_NAME"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ["ORGS_PG_NAME"],
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ["ORGS_SQLITE_PATH"],
+        }
+    }
 SECRET_KEY = "tests-only"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
