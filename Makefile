@@ -2,9 +2,12 @@
 # is created on first use; `pip install -e` is re-run whenever pyproject.toml
 # is newer than the stamp file of that install.
 #
-#   make demo   run the example project (SQLite, in-process worker on the memory broker; no services)
-#   make test   run the suite on PostgreSQL, then on SQLite; fails if either leg fails
+#   make demo   run the example project (SQLite, in-process worker on the memory broker; no services);
+#               installs the package alone (no driver, no test tools)
+#   make test   run the suite on PostgreSQL (psycopg2), then on SQLite; fails if either leg fails
 #   make lint   ruff check, ruff format --check and mypy (the pinned .[lint] extra)
+#   make test-psycopg3  the PostgreSQL leg on psycopg 3 in ./.venv-psycopg3, where psycopg2
+#                       is not installed (the target fails if it is importable there)
 #   make test-django6   the same two legs on Django 6.x in ./.venv-django6 (Python >= 3.12,
 #                       found through pyenv or the PATH; skipped with a message if there is none)
 
@@ -13,16 +16,23 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
+DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 LINT_STAMP := $(VENV)/.installed-lint
 
 # Subprocesses the tests start (celery, django-admin) resolve to the venv.
 RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 
-.PHONY: install demo test test-django6 lint clean
+.PHONY: install demo test test-django6 test-psycopg3 install-psycopg3 lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
+
+# The demo needs the package and its two dependencies (Django, Celery) only: SQLite,
+# the in-memory broker, no driver. A later `make test` adds the test tools.
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(PIP) install -e .
+	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(PY)
 	$(PIP) install -e '.[test,benchmarks]'
@@ -34,7 +44,7 @@ $(LINT_STAMP): pyproject.toml | $(PY)
 
 install: $(TEST_STAMP)
 
-demo: $(TEST_STAMP)
+demo: $(DEMO_STAMP)
 	$(RUN) $(PY) -m worker demo
 
 # Both legs always run; the target fails if either did. pytest exits 5 when
@@ -101,10 +111,42 @@ test-django6:
 	if [ $$pg -ne 0 ] || [ $$sqlite -ne 0 ]; then echo '==> Django 6 leg FAILED' >&2; exit 1; fi; \
 	echo "==> Django 6 legs passed ($$versions)"
 
+# The psycopg 3 leg: the PostgreSQL leg of `make test` in .venv-psycopg3, built with
+# the suite's tools and psycopg 3 (`.[test-tools,postgres]`), never psycopg2. The
+# target checks that psycopg2 cannot be imported there, and the suite checks that
+# Django's connections run on psycopg 3 (TENANCY_TEST_DRIVER, tests/test_packaging.py).
+# Database names come from the environment as in `make test`.
+PSYCOPG3_VENV  := .venv-psycopg3
+PSYCOPG3_PY    := $(PSYCOPG3_VENV)/bin/python
+PSYCOPG3_PIP   := $(PSYCOPG3_PY) -m pip --disable-pip-version-check
+PSYCOPG3_STAMP := $(PSYCOPG3_VENV)/.installed-test
+PSYCOPG3_RUN   := PATH="$(CURDIR)/$(PSYCOPG3_VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(PSYCOPG3_VENV)"
+# Extra pytest arguments of the psycopg 3 leg, e.g. PSYCOPG3_PYTEST_ARGS='-x tests/test_worker.py'.
+PSYCOPG3_PYTEST_ARGS ?=
+
+$(PSYCOPG3_PY):
+	$(PYTHON) -m venv $(PSYCOPG3_VENV)
+
+$(PSYCOPG3_STAMP): pyproject.toml | $(PSYCOPG3_PY)
+	$(PSYCOPG3_PIP) install -q -e '.[test-tools,postgres]'
+	touch $@
+
+install-psycopg3: $(PSYCOPG3_STAMP)
+
+test-psycopg3: $(PSYCOPG3_STAMP)
+	@if $(PSYCOPG3_PY) -c 'import psycopg2' >/dev/null 2>&1; then \
+	    echo '==> psycopg 3 leg FAILED: psycopg2 is importable in $(PSYCOPG3_VENV)' >&2; exit 1; \
+	fi; \
+	versions="$$($(PSYCOPG3_PY) -c 'import django, psycopg; print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}), Django {django.get_version()}")')" || exit 1; \
+	echo "==> psycopg 3 PostgreSQL leg ($$versions): python -m pytest"; \
+	$(PSYCOPG3_RUN) TENANCY_TEST_DRIVER=psycopg $(PSYCOPG3_PY) -m pytest $(PSYCOPG3_PYTEST_ARGS) \
+	    || { echo "==> psycopg 3 leg FAILED (pytest exit code $$?; 5 = no tests collected)" >&2; exit 1; }; \
+	echo "==> psycopg 3 leg passed ($$versions)"
+
 lint: $(LINT_STAMP)
 	$(RUN) $(PY) -m ruff check tenancy tests worker
 	$(RUN) $(PY) -m ruff format --check tenancy tests worker
 	$(RUN) $(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) $(DJANGO6_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(DJANGO6_VENV) $(PSYCOPG3_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
