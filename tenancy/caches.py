@@ -57,8 +57,8 @@ def for_tenant(tenant: Any, alias: str = "default") -> TenantCache:
 
     ``tenant`` is a saved tenant (an ``AbstractTenant`` instance); it need not
     be ready. Raises ``TenancyError`` for a tenant that has no incarnation yet
-    (not saved), and ``InvalidCacheBackendError`` (Django's) at the first use
-    for an alias that is not configured. Example::
+    (not saved), and ``InvalidCacheBackendError`` (Django's) for an alias that
+    is not configured. Example::
 
         cache = tenancy.caches.for_tenant(request.tenant)
         cache.set("dashboard", html, timeout=300)
@@ -81,7 +81,8 @@ class TenantCache(BaseCache):
 
     def __init__(self, tenant: Any, alias: str = "default") -> None:
         incarnation = getattr(tenant, "incarnation", None)
-        if not incarnation:
+        # No colon in it: the prefix then ends at a known place, whatever the key.
+        if not incarnation or ":" in str(incarnation):
             raise TenancyError(
                 f"Tenant {tenant!r} has no incarnation yet: save it before using its cache."
             )

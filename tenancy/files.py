@@ -280,6 +280,10 @@ def remove_dropped_tenant_files(
 
 def _remove_tree(storage: Storage, directory: str) -> int:
     """Delete every file under ``directory`` of ``storage``; return how many."""
+    if isinstance(storage, FileSystemStorage) and os.path.islink(storage.path(directory)):
+        # Never followed: it may lead out of the tenant's directory. The link goes.
+        os.unlink(storage.path(directory))
+        return 0
     try:
         directories, files = storage.listdir(directory)
     except FileNotFoundError:

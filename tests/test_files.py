@@ -158,6 +158,19 @@ def test_dropping_a_tenant_removes_its_files_only(media, make_tenant):
     assert (media / "shared.txt").exists()
 
 
+def test_dropping_a_tenant_never_follows_a_symbolic_link_out_of_its_directory(
+    media, make_tenant, tmp_path_factory
+):
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "precious.txt").write_text("not the tenant's")
+    gone = make_tenant("h15filelink")
+    TenantStorage(gone).save("a.txt", ContentFile(b"gone"))
+    (media / tenant_prefix(gone) / "linked").symlink_to(outside, target_is_directory=True)
+    gone.delete()
+    assert (outside / "precious.txt").read_text() == "not the tenant's"
+    assert not (media / tenant_prefix(gone)).exists()
+
+
 def test_an_empty_tenancy_file_storages_keeps_a_dropped_tenants_files(media, make_tenant, settings):
     settings.TENANCY_FILE_STORAGES = []
     gone = make_tenant("h15filekeep")
