@@ -2,10 +2,10 @@
 
 A project whose tenant model is ``Organization(slug=...)`` (tests/slug_project)
 runs in subprocesses in eager mode (on SQLite, and on PostgreSQL where the
-suite runs on it): subdomains find tenants by the
-field of ``natural_key()``, the test helpers' default tenant fills that field,
-and what cannot be derived is a system check at start-up naming the fix. The
-checks are also called here on the suite's own tenant model.
+suite runs on it): subdomains find tenants by the field of ``natural_key()``,
+the test helpers' default tenant fills that field, and what cannot be derived
+is a system check at start-up naming the fix. The checks are also called here
+on the suite's own tenant model.
 """
 
 from __future__ import annotations
