@@ -4,7 +4,8 @@ The public API is listed in ``docs/api.md``: this package's ``get_tenant_model``
 and ``clear_cache``, and the modules ``tenancy.models``, ``tenancy.exceptions``,
 ``tenancy.signals``, ``tenancy.tasks``, ``tenancy.lifecycle``,
 ``tenancy.middleware``, ``tenancy.views``, ``tenancy.forms``, ``tenancy.admin``,
-``tenancy.testing`` and ``tenancy.state``. Modules whose names start with an
+``tenancy.testing``, ``tenancy.state``, ``tenancy.caches``, ``tenancy.files``
+and ``tenancy.drf`` (with the ``[drf]`` extra). Modules whose names start with an
 underscore are private.
 """
 
