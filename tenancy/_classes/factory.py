@@ -57,6 +57,11 @@ class TenantApps(Apps):
     def __init__(self, app_labels: set[str]) -> None:
         self._deferring = False
         super().__init__([AppConfigStub(label) for label in sorted(app_labels)])
+        for config in self.app_configs.values():
+            # The admin names a class's app by ``_meta.app_config.verbose_name``
+            # (breadcrumbs); a stub has none of its own.
+            real = global_apps.app_configs.get(config.label)
+            config.verbose_name = real.verbose_name if real is not None else config.label
 
     def get_models(
         self, include_auto_created: bool = False, include_swapped: bool = False
