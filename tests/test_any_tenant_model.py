@@ -18,11 +18,11 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from benchmarks.services import pg_connect
 from tenancy import checks
 from tenancy._primitives import lookup
 from tenancy.testing import new_tenant, tenant_fields
@@ -89,11 +89,7 @@ def database(request) -> Iterator[dict[str, str]]:
         yield {}
         return
     name = f"tenancy_h14_orgs_{os.getpid()}"
-    admin = psycopg2.connect(
-        dbname="postgres",
-        user=os.environ.get("PGUSER", "postgres"),
-        host=os.environ.get("PGHOST", "127.0.0.1"),
-    )
+    admin = pg_connect("postgres")  # psycopg 3 or psycopg2, PGUSER/PGHOST/PGPORT honoured
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -282,3 +282,15 @@ def test_a_terminated_listener_is_let_go_with_this_driver(transactional_db, sett
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+def test_the_suite_imports_no_driver_of_its_own():
+    """Tests reach PostgreSQL through Django or benchmarks.services.pg_connect(), never by
+    importing a driver: the psycopg 3 leg has no psycopg2, the psycopg2 leg no psycopg."""
+    imports = re.compile(r"^\s*(?:import|from)\s+psycopg2?\b", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if imports.search(path.read_text())
+    ]
+    assert offenders == [], "use benchmarks.services.pg_connect() / PgError instead"
