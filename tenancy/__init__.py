@@ -4,9 +4,9 @@ The public API is listed in ``docs/api.md``: this package's ``get_tenant_model``
 and ``clear_cache``, and the modules ``tenancy.models``, ``tenancy.exceptions``,
 ``tenancy.signals``, ``tenancy.tasks``, ``tenancy.lifecycle``,
 ``tenancy.middleware``, ``tenancy.views``, ``tenancy.forms``, ``tenancy.admin``,
-``tenancy.testing``, ``tenancy.state``, ``tenancy.caches``, ``tenancy.files``
-and ``tenancy.drf`` (with the ``[drf]`` extra). Modules whose names start with an
-underscore are private.
+``tenancy.tenant_admin``, ``tenancy.testing``, ``tenancy.state``, ``tenancy.caches``,
+``tenancy.files`` and ``tenancy.drf`` (with the ``[drf]`` extra). Modules whose names
+start with an underscore are private.
 """
 
 from __future__ import annotations
