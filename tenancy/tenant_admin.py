@@ -42,12 +42,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.contrib import admin
-from django.contrib.admin.exceptions import AlreadyRegistered
+from django.contrib.admin.exceptions import AlreadyRegistered, NotRegistered
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
 from django.db import models
 from django.db.models.base import ModelBase
 from django.db.models.query import ModelIterable
@@ -61,7 +62,13 @@ from tenancy.middleware import not_ready_response
 if TYPE_CHECKING:
     from tenancy.models import AbstractTenant
 
-__all__ = ["TenantAdminSite", "TenantModelAdmin", "history_key", "site"]
+__all__ = [
+    "TenantAdminSite",
+    "TenantAutocompleteJsonView",
+    "TenantModelAdmin",
+    "history_key",
+    "site",
+]
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
@@ -185,6 +192,50 @@ class TenantModelAdmin(admin.ModelAdmin):
         context["page_range"] = paginator.get_elided_page_range(page.number)
         context["pagination_required"] = paginator.count > 100
         return response
+
+
+class TenantAutocompleteJsonView(AutocompleteJsonView):
+    """Django's autocomplete view, finding the source model among the tenant's classes
+    (Django's looks it up in the global registry, where templates are not)."""
+
+    admin_site: TenantAdminSite
+
+    def process_request(self, request: HttpRequest) -> tuple[str, Any, Any, str]:
+        term = request.GET.get("term", "")
+        try:
+            app_label = request.GET["app_label"]
+            model_name = request.GET["model_name"]
+            field_name = request.GET["field_name"]
+        except KeyError as exc:
+            raise PermissionDenied from exc
+        sources = [
+            model
+            for model in self.admin_site._registry
+            if (model._meta.app_label, model._meta.model_name) == (app_label, model_name.lower())
+        ]
+        if not sources:
+            raise PermissionDenied
+        try:
+            source_field = sources[0]._meta.get_field(field_name)
+            remote_model = source_field.remote_field.model  # type: ignore[union-attr]
+        except (FieldDoesNotExist, AttributeError) as exc:
+            raise PermissionDenied from exc
+        try:
+            model_admin = self.admin_site.get_model_admin(remote_model)
+        except NotRegistered as exc:
+            raise PermissionDenied from exc
+        if not model_admin.get_search_fields(request):
+            raise Http404(
+                f"{type(model_admin).__qualname__} must have search_fields for the "
+                "autocomplete_view."
+            )
+        to_field_name = getattr(
+            source_field.remote_field, "field_name", remote_model._meta.pk.attname
+        )
+        to_field_name = remote_model._meta.get_field(to_field_name).attname  # type: ignore[union-attr]
+        if not model_admin.to_field_allowed(request, to_field_name):
+            raise PermissionDenied
+        return term, model_admin, source_field, to_field_name
 
 
 class TenantAdminSite(admin.AdminSite):
@@ -318,6 +369,10 @@ class TenantAdminSite(admin.AdminSite):
         if tenant.state != TenantState.READY:
             return not_ready_response(request, tenant)
         return None
+
+    def autocomplete_view(self, request: HttpRequest) -> HttpResponse:
+        view = TenantAutocompleteJsonView.as_view(admin_site=self)
+        return cast("HttpResponse", view(request))
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         refusal = self._refusal(request)

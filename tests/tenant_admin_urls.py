@@ -40,6 +40,8 @@ class ProductInline(admin.TabularInline):
 
 @admin.register(Category, site=tenant_admin)
 class CategoryAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+    ordering = ["name"]
     inlines = [ProductInline]
 
 
@@ -47,6 +49,7 @@ class CategoryAdmin(admin.ModelAdmin):
 class ProductAdmin(admin.ModelAdmin):
     list_display = ["name", "category"]
     list_filter = ["category"]
+    autocomplete_fields = ["category"]
 
 
 # The URL conf of tenants' hosts.

@@ -282,6 +282,24 @@ def test_a_filter_on_a_relation_offers_and_filters_by_the_tenants_rows(
     assert rows(filtered) == ["kite"]
 
 
+def test_autocomplete_offers_the_tenants_rows_only(acme, beta, superuser_client):
+    for name in ("toys", "tools", "books"):
+        Category.for_tenant(acme).objects.create(name=name)
+    for name in ("b1", "b2", "b3", "b4 toys"):
+        Category.for_tenant(beta).objects.create(name=name)
+    form = superuser_client.get(url("testapp", "product", "add"), HTTP_HOST=host(acme))
+    assert 'data-ajax--url="/admin/autocomplete/"' in form.content.decode()
+    query = {"app_label": "testapp", "model_name": "product", "field_name": "category"}
+    found = superuser_client.get(
+        url("autocomplete"), {**query, "term": "to"}, HTTP_HOST=host(acme)
+    ).json()
+    assert [r["id"] for r in found["results"]] == ["2", "1"]  # tools, toys; not beta's 4
+    missing = superuser_client.get(
+        url("autocomplete"), {**query, "model_name": "customer"}, HTTP_HOST=host(acme)
+    )
+    assert missing.status_code == 403
+
+
 def test_an_action_runs_on_the_selected_rows_of_the_tenant(acme, beta, superuser_client):
     apollo = Project.for_tenant(acme).objects.create(name="apollo")
     Project.for_tenant(acme).objects.create(name="gemini")
