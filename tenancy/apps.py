@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.apps import apps as global_apps
 from django.core.signals import setting_changed
 from django.db import router
 from django.db.models.signals import post_delete, post_save
@@ -43,6 +44,13 @@ class TenancyConfig(AppConfig):
         # A dropped tenant's cache keys and files go with its schema.
         tenant_dropped.connect(caches.forget_dropped_tenant, dispatch_uid="tenancy.caches")
         tenant_dropped.connect(files.remove_dropped_tenant_files, dispatch_uid="tenancy.files")
+        if global_apps.is_installed("django.contrib.admin"):
+            # ... and the tenant admin's change history of it (rows of django_admin_log).
+            from tenancy import tenant_admin
+
+            tenant_dropped.connect(
+                tenant_admin.forget_dropped_tenant_history, dispatch_uid="tenancy.tenant_admin"
+            )
         prototypes.prepare(conf.databases())  # last: every template and accessor is in place
         assert checks.TAG
 

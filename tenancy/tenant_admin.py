@@ -30,7 +30,8 @@ each request is served by ModelAdmin instances bound to
   Model permissions are Django's, on the template (``myapp.view_project``).
 - The change history is Django's ``LogEntry`` (the template's content type),
   its ``object_id`` scoped by the tenant's incarnation: a tenant's pages only
-  ever read entries of its own incarnation.
+  ever read entries of its own incarnation, and they are deleted when its
+  schema is dropped.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from django.db.models.base import ModelBase
 from django.db.models.query import ModelIterable
 from django.http import Http404, HttpRequest, HttpResponse
 
+from tenancy._primitives import shared
 from tenancy._primitives.markers import is_template
 from tenancy._primitives.states import TenantState
 from tenancy.exceptions import TenantDeleted, TenantNotReady
@@ -66,6 +68,7 @@ __all__ = [
     "TenantAdminSite",
     "TenantAutocompleteJsonView",
     "TenantModelAdmin",
+    "forget_dropped_tenant_history",
     "history_key",
     "site",
 ]
@@ -79,6 +82,19 @@ HISTORY_SEPARATOR = ":"
 def history_key(tenant: AbstractTenant, pk: Any) -> str:
     """Return the ``LogEntry.object_id`` of the row ``pk`` of ``tenant``: ``<incarnation>:<pk>``."""
     return f"{tenant.incarnation}{HISTORY_SEPARATOR}{pk}"
+
+
+def forget_dropped_tenant_history(sender: Any, *, incarnation: str = "", **kwargs: Any) -> None:
+    """Delete the tenant admin's change history of a dropped tenant's incarnation.
+
+    The receiver of ``tenancy.signals.tenant_dropped`` (connected at start-up when
+    ``django.contrib.admin`` is installed). The drop of the source copy of a tenant
+    moved to another database has the same incarnation: while a tenant of that
+    incarnation exists, its history is kept.
+    """
+    if not incarnation or shared.tenants().filter(incarnation=incarnation).exists():
+        return
+    LogEntry.objects.filter(object_id__startswith=f"{incarnation}{HISTORY_SEPARATOR}").delete()
 
 
 class _TenantLogIterable(ModelIterable):

@@ -6,6 +6,7 @@ the main domain by ``tests.urls`` (the shared admin): see docs/admin.md.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -20,7 +21,13 @@ from django.http import Http404
 from django.test import RequestFactory, override_settings
 from django.urls import path
 
-from tenancy.tenant_admin import TenantAdminSite, TenantModelAdmin, history_key
+from tenancy.signals import tenant_dropped
+from tenancy.tenant_admin import (
+    TenantAdminSite,
+    TenantModelAdmin,
+    forget_dropped_tenant_history,
+    history_key,
+)
 from tenancy.tenant_admin import site as tenant_admin
 from tests import tenant_admin_urls
 from tests import urls as shared_urls
@@ -390,7 +397,9 @@ def test_a_tenant_signed_up_again_under_the_same_key_has_none_of_the_old_history
     old = make_tenant("ta16again")
     data = {"name": "apollo", **inline_data("reports")}
     superuser_client.post(url("testapp", "project", "add"), data, HTTP_HOST=host(old))
-    old.delete()
+    # As where the drop ran without django.contrib.admin: the old entries are left.
+    with disconnected(tenant_dropped, "tenancy.tenant_admin", forget_dropped_tenant_history):
+        old.delete()
     new = make_tenant("ta16again")
     Project.for_tenant(new).objects.create(name="fresh")
     assert LogEntry.objects.count() == 1
@@ -398,6 +407,35 @@ def test_a_tenant_signed_up_again_under_the_same_key_has_none_of_the_old_history
     assert "apollo" not in html.split('id="recent-actions-module"', 1)[1]
     history = superuser_client.get(url("testapp", "project", 1, "history"), HTTP_HOST=host(new))
     assert list(history.context["action_list"]) == []
+
+
+def test_a_dropped_tenants_history_goes_with_its_schema(acme, beta, superuser_client):
+    for tenant in (acme, beta):
+        data = {"name": "apollo", **inline_data("reports")}
+        superuser_client.post(url("testapp", "project", "add"), data, HTTP_HOST=host(tenant))
+    incarnation = acme.incarnation
+    acme.delete()  # dropped at once: the lifecycle is eager
+    assert not LogEntry.objects.filter(object_id__startswith=f"{incarnation}:").exists()
+    assert LogEntry.objects.get().object_id == history_key(beta, 1)
+
+
+def test_the_drop_of_a_moved_tenants_source_copy_keeps_its_history(acme, superuser_client):
+    data = {"name": "apollo", **inline_data("reports")}
+    superuser_client.post(url("testapp", "project", "add"), data, HTTP_HOST=host(acme))
+    # A move drops the source copy with the tenant's incarnation, the tenant lives on.
+    tenant_dropped.send(
+        sender=Customer, schema=acme.db_schema, database="default", incarnation=acme.incarnation
+    )
+    assert LogEntry.objects.get().object_id == history_key(acme, 1)
+
+
+@contextlib.contextmanager
+def disconnected(signal, dispatch_uid, receiver):
+    signal.disconnect(dispatch_uid=dispatch_uid)
+    try:
+        yield
+    finally:
+        signal.connect(receiver, dispatch_uid=dispatch_uid)
 
 
 # -- who may administer which tenant --------------------------------------------------------
