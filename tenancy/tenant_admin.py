@@ -147,6 +147,13 @@ class TenantModelAdmin(admin.ModelAdmin):
                 inline.has_registered_model = self.admin_site.is_registered(inline.model)
         return inlines
 
+    def get_view_on_site_url(self, obj: Any = None) -> str | None:
+        # Django links to its ContentType shortcut, which finds no model for a
+        # template's content type; the row's own URL is on the tenant's host.
+        if obj is not None and self.view_on_site is True and hasattr(obj, "get_absolute_url"):
+            return str(obj.get_absolute_url())
+        return super().get_view_on_site_url(obj)
+
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str
     ) -> HttpResponse:

@@ -307,6 +307,32 @@ def test_autocomplete_offers_the_tenants_rows_only(acme, beta, superuser_client)
     assert missing.status_code == 403
 
 
+def test_a_related_row_is_added_from_a_form_in_a_popup_into_the_tenants_table(
+    acme, beta, superuser_client
+):
+    form = superuser_client.get(url("testapp", "product", "add"), HTTP_HOST=host(acme))
+    link = re.search(r'id="add_id_category"[^>]*href="([^"]*)"', form.content.decode())
+    link = link or re.search(r'href="([^"]*)"[^>]*id="add_id_category"', form.content.decode())
+    assert link and link.group(1).startswith("/admin/testapp/category/add/?")
+    response = superuser_client.post(
+        url("testapp", "category", "add") + "?_to_field=id&_popup=1",
+        {"name": "kites", "_popup": "1", "_to_field": "id", **inline_data("products")},
+        HTTP_HOST=host(acme),
+    )
+    assert response.status_code == 200
+    assert "popup_response" in response.content.decode()
+    assert list(Category.for_tenant(acme).objects.values_list("name", flat=True)) == ["kites"]
+    assert not Category.for_tenant(beta).objects.exists()
+
+
+def test_view_on_site_links_to_the_rows_own_url(acme, superuser_client, monkeypatch):
+    monkeypatch.setattr(Project, "get_absolute_url", lambda p: f"/projects/{p.pk}/", raising=False)
+    project = Project.for_tenant(acme).objects.create(name="apollo")
+    change = url("testapp", "project", project.pk, "change")
+    page = superuser_client.get(change, HTTP_HOST=host(acme)).content.decode()
+    assert f'href="/projects/{project.pk}/" class="viewsitelink"' in page
+
+
 def test_an_action_runs_on_the_selected_rows_of_the_tenant(acme, beta, superuser_client):
     apollo = Project.for_tenant(acme).objects.create(name="apollo")
     Project.for_tenant(acme).objects.create(name="gemini")
