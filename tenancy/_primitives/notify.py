@@ -15,6 +15,9 @@ detected per database: not when the alias sets Django's
 ``DISABLE_SERVER_SIDE_CURSORS``, which transaction pooling requires, nor when
 the server sees the connection come from another port than the one this
 process connected from, i.e. through a proxy); else it polls.
+
+Both of Django's PostgreSQL drivers work: psycopg 3 reads notifications with
+``notifies()``, psycopg2 with ``poll()``.
 """
 
 from __future__ import annotations
