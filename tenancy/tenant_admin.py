@@ -401,6 +401,14 @@ class TenantAdminSite(admin.AdminSite):
         refusal = self._refusal(request)
         return refusal if refusal is not None else super().login(request, extra_context)
 
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        context["tenant"] = self.tenant
+        if self.tenant is not None:
+            # Whose data this is, in the header of every page.
+            context["site_header"] = f"{context['site_header']}: {self.tenant}"
+        return context
+
     def get_log_entries(self, request: HttpRequest) -> Any:
         if self.tenant is None:
             return LogEntry.objects.none()

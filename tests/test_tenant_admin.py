@@ -202,6 +202,14 @@ def test_the_index_lists_the_registered_templates(acme, superuser_client):
     assert "/admin/testapp/customer/" not in html  # the shared admin's
 
 
+def test_every_page_names_the_tenant_in_its_header(acme, superuser_client):
+    for page_url in (url(), url("testapp", "project"), url("testapp", "project", "add")):
+        response = superuser_client.get(page_url, HTTP_HOST=host(acme))
+        assert response.context["tenant"] == acme
+        header = response.content.decode().split('id="site-name"', 1)[1].split("</", 1)[0]
+        assert header.endswith("Django administration: ta16acme")
+
+
 def test_breadcrumbs_name_the_templates_app(acme, superuser_client):
     project = Project.for_tenant(acme).objects.create(name="apollo")
     for page_url in (url("testapp", "project"), url("testapp", "project", project.pk, "change")):

@@ -60,7 +60,8 @@ def test_a_superuser_lists_adds_searches_changes_and_deletes_a_tenants_projects(
         page.fill("#id_password", PASSWORD)
         page.click("input[type=submit]")
 
-        # The list: this tenant's projects only, by name.
+        # The list: this tenant's projects only, by name, under a header naming it.
+        expect(page.locator("#site-name")).to_have_text("Django administration: ta16web")
         rows = page.locator("#result_list tbody tr")
         expect(rows).to_have_count(2)
         expect(rows.locator("th.field-name")).to_have_text(["apollo", "gemini"])
