@@ -575,3 +575,10 @@ def test_a_move_by_a_key_that_names_two_tenants_is_refused_and_moves_neither(two
         "bee": "default",
         key: "default",
     }
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_move_by_a_primary_key_that_is_no_primary_key_is_a_clear_error():
+    """``--pk x`` on an integer key names no tenant; it is said so, not a raw ValueError."""
+    with pytest.raises(CommandError, match="No tenant has the primary key 'x'"):
+        call_command("tenancy_move", "x", "default", pk=True, stdout=io.StringIO())

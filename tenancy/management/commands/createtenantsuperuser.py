@@ -19,13 +19,11 @@ from typing import Any
 from django.contrib.auth import password_validation
 from django.core import exceptions
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
 from django.utils.text import capfirst
 
-from tenancy._primitives import shared
-from tenancy._primitives.lookup import lookup_field_or_none
 from tenancy.auth import AbstractTenantUser, get_tenant_user_template
 from tenancy.exceptions import TenantDeleted, TenantNotReady
+from tenancy.management.tenant_keys import find_tenant
 from tenancy.models import AbstractTenant
 
 
@@ -67,7 +65,7 @@ class Command(BaseCommand):
             template = get_tenant_user_template()
         except exceptions.ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
-        tenant = _find(options["tenant"], by_pk=options["pk"])
+        tenant = find_tenant(options["tenant"], by_pk=options["pk"])
         try:
             model = template.for_tenant(tenant)
         except (TenantNotReady, TenantDeleted) as exc:
@@ -181,33 +179,6 @@ def _has_field(model: type[AbstractTenantUser], name: str) -> bool:
     except exceptions.FieldDoesNotExist:
         return False
     return True
-
-
-def _find(key: str, *, by_pk: bool) -> AbstractTenant:
-    """Return the one tenant ``key`` names (as ``tenancy_move`` finds it), or refuse."""
-    model = shared.tenant_model()
-    tenants = shared.tenants()
-    if by_pk:
-        try:
-            tenant = tenants.filter(pk=key).first()
-        except (ValueError, exceptions.ValidationError):
-            tenant = None
-        if tenant is None:
-            raise CommandError(f"No tenant has the primary key {key!r}.")
-        return tenant
-    field = lookup_field_or_none(model) or "db_schema"
-    lookup = Q(db_schema=key)
-    if any(f.name == field for f in model._meta.concrete_fields):
-        lookup |= Q(**{field: key})
-    found = list(tenants.filter(lookup)[:3])
-    if not found:
-        raise CommandError(f"No tenant has the schema or {field} {key!r}.")
-    if len(found) > 1:
-        raise CommandError(
-            f"{key!r} names more than one tenant (one's schema is another's {field}): "
-            "name the tenant by its primary key with --pk."
-        )
-    return found[0]
 
 
 def _name(tenant: AbstractTenant) -> str:
