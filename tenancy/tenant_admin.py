@@ -55,6 +55,7 @@ from django.db.models.base import ModelBase
 from django.db.models.query import ModelIterable
 from django.http import Http404, HttpRequest, HttpResponse
 
+from tenancy._classes.registry import TEMPLATES
 from tenancy._primitives import shared
 from tenancy._primitives.markers import is_template
 from tenancy._primitives.states import TenantState
@@ -94,7 +95,13 @@ def forget_dropped_tenant_history(sender: Any, *, incarnation: str = "", **kwarg
     """
     if not incarnation or shared.tenants().filter(incarnation=incarnation).exists():
         return
-    LogEntry.objects.filter(object_id__startswith=f"{incarnation}{HISTORY_SEPARATOR}").delete()
+    # Only the templates' entries: a shared model's string pk may look like a history key.
+    templates = ContentType.objects.get_for_models(
+        *TEMPLATES.values(), for_concrete_models=False
+    ).values()
+    LogEntry.objects.filter(
+        content_type__in=list(templates), object_id__startswith=f"{incarnation}{HISTORY_SEPARATOR}"
+    ).delete()
 
 
 class _TenantLogIterable(ModelIterable):

@@ -453,6 +453,21 @@ def test_a_dropped_tenants_history_goes_with_its_schema(acme, beta, superuser_cl
     assert LogEntry.objects.get().object_id == history_key(beta, 1)
 
 
+def test_a_drop_deletes_no_log_entry_of_a_shared_model(acme, superuser_client):
+    """Only the history of the templates' rows goes: a shared model's entry whose
+    object_id happens to start with the tenant's history key (a chosen string pk)
+    is not the tenant's, and stays."""
+    entry = LogEntry.objects.create(
+        user=User.objects.get(is_superuser=True),
+        content_type=ContentType.objects.get_for_model(User),
+        object_id=history_key(acme, "chosen"),
+        object_repr="a shared row",
+        action_flag=CHANGE,
+    )
+    acme.delete()  # dropped at once: the lifecycle is eager
+    assert LogEntry.objects.filter(pk=entry.pk).exists()
+
+
 def test_the_drop_of_a_moved_tenants_source_copy_keeps_its_history(acme, superuser_client):
     data = {"name": "apollo", **inline_data("reports")}
     superuser_client.post(url("testapp", "project", "add"), data, HTTP_HOST=host(acme))
