@@ -9,11 +9,8 @@ own model classes.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps import AppConfig
 from django.apps import apps as global_apps
-from django.core.signals import setting_changed
 from django.db import router
 from django.db.models.signals import post_delete, post_save
 
@@ -34,8 +31,7 @@ class TenancyConfig(AppConfig):
 
         validation.check_all()
         project_state.install()
-        routers.install(router)
-        setting_changed.connect(_reinstall_router, dispatch_uid="tenancy.router")
+        routers.install(router)  # and kept first when DATABASE_ROUTERS changes
         jobs.install(tasks.send)
         tenant = shared.tenant_model()
         post_save.connect(handlers.tenant_saved, sender=tenant, dispatch_uid="tenancy.saved")
@@ -53,11 +49,3 @@ class TenancyConfig(AppConfig):
             )
         prototypes.prepare(conf.databases())  # last: every template and accessor is in place
         assert checks.TAG
-
-
-def _reinstall_router(*, setting: str, **_: Any) -> None:
-    # override_settings(DATABASE_ROUTERS=...) rebuilds Django's router list.
-    if setting == "DATABASE_ROUTERS":
-        from tenancy._classes import routers
-
-        routers.install(router)

@@ -87,7 +87,37 @@ def _shared_for(model: type[models.Model], hints: dict[str, Any]) -> str | None:
 
 
 def install(router: Any) -> None:
-    """Put a :class:`TenantRouter` first in Django's router chain, once."""
-    routers = router.routers
+    """Put a :class:`TenantRouter` first in Django's router chain, and keep it there.
+
+    Django replaces its router list when ``DATABASE_ROUTERS`` changes (its own
+    ``setting_changed`` receiver assigns a new list, after any receiver of
+    ours has run), which would send tenant classes to the default database
+    for the rest of a test run. So the router's class gets a ``routers``
+    property whose setter puts the tenant router first in any list assigned.
+    """
+    cls = type(router)
+    if not issubclass(cls, _KeepsTenantRouter):
+        router.__class__ = type(cls.__name__, (_KeepsTenantRouter, cls), {})
+    router.routers = list(router.routers)
+
+
+def _with_tenant_router(routers: list[Any]) -> list[Any]:
     if not any(isinstance(r, TenantRouter) for r in routers):
         routers.insert(0, TenantRouter())
+    return routers
+
+
+class _KeepsTenantRouter:
+    """Mixed into the class of Django's ``router``: a :class:`TenantRouter` stays first."""
+
+    @property
+    def routers(self) -> list[Any]:
+        chain = self.__dict__.get("_tenancy_routers")
+        if chain is None:
+            chain = _with_tenant_router(list(super().routers))  # type: ignore[misc]
+            self.__dict__["_tenancy_routers"] = chain
+        return chain
+
+    @routers.setter
+    def routers(self, value: list[Any]) -> None:
+        self.__dict__["_tenancy_routers"] = _with_tenant_router(list(value))
