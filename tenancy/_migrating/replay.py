@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from tenancy._migrating.plan import Key, Statements
+from tenancy._primitives import citus
 from tenancy.exceptions import TenantMigrationError
 
 if TYPE_CHECKING:
@@ -31,8 +32,17 @@ def batched(connection: BaseDatabaseWrapper, statements: Statements) -> Statemen
     single query message, in order, inside the caller's transaction. Each
     statement's parameters are merged into its text first, as Django's
     PostgreSQL schema editor does before executing it.
+
+    Citus refuses such a batch ("cannot insert multiple commands into a
+    prepared statement": it forwards a ``CREATE INDEX`` or ``ALTER TABLE`` to
+    the worker with the query string it got), so there the statements stay
+    one per query. Wrapping them in a ``DO`` block would be one round trip,
+    but Citus does not distribute tables created from PL/pgSQL: they would
+    stay local tables on the coordinator, inside a distributed schema.
     """
     if connection.vendor != "postgresql" or len(statements) < 2:
+        return statements
+    if citus.is_citus(connection.alias):
         return statements
     ops = cast("PostgresOperations", connection.ops)
     texts = [sql if params is None else ops.compose_sql(sql, params) for sql, params in statements]
