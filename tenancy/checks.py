@@ -22,10 +22,15 @@ E011      ``TENANCY_TASK_READY_TIMEOUT`` not a number of seconds (>= 0)
 E012      the middleware's resolver has no tenant model field to find tenants by
 E013      ``TENANCY_TEST_TENANT`` names fields the tenant model lacks
 E014      ``TENANCY_SERVE_BEHIND`` not True or False
+E015      Citus: a shared table that tenant tables reference is not a reference table
+E016      Citus: ``TENANCY_SCHEMA_AUTHORIZATION`` is on
 W001      tenant models get 32-bit auto primary keys on PostgreSQL
 W002      a template's accessor on the tenant model is taken
 W003      ``TENANCY_USER_MODEL`` set, ``TenantAuthenticationMiddleware`` missing
 ========  ==============================================================
+
+The Citus checks (E015, E016) are database checks: they ask the database, so
+they run in ``migrate`` and in ``manage.py check --database ALIAS``.
 
 The tenant user checks (E008 to E010, W003) run only when ``TENANCY_USER_MODEL``
 is set: a project without tenant users hears nothing of them.
@@ -48,7 +53,8 @@ from django.utils.module_loading import import_string
 
 from tenancy._classes import validation
 from tenancy._classes.registry import TEMPLATES, template_parent
-from tenancy._primitives import conf, lookup, shared
+from tenancy._classes.shared_references import missing_reference_tables
+from tenancy._primitives import citus, conf, lookup, shared
 from tenancy._primitives.markers import is_abstract_tenant_subclass, is_template
 from tenancy.auth.middleware import TenantAuthenticationMiddleware
 from tenancy.auth.models import AbstractTenantUser
@@ -413,6 +419,46 @@ def check_serve_behind(
             )
         ]
     return []
+
+
+@register(Tags.database, TAG)
+def check_citus(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **_: Any,
+) -> list[CheckMessage]:
+    """tenancy.E015 and E016: what a Citus database needs of the project."""
+    errors: list[CheckMessage] = []
+    for alias in databases or ():
+        if alias not in conf.databases() or not citus.is_citus(alias):
+            continue
+        if conf.schema_authorization():
+            errors.append(
+                Error(
+                    f"TENANCY_SCHEMA_AUTHORIZATION is on, and the database {alias!r} is a "
+                    "Citus coordinator: per-tenant roles are NOLOGIN, and Citus opens its "
+                    "connections to the worker nodes as the current role, so a session "
+                    "that does SET ROLE <tenant> fails on every distributed table.",
+                    hint="Set TENANCY_SCHEMA_AUTHORIZATION = False on Citus; isolate "
+                    "tenants by their tenant classes (the library's default) instead.",
+                    id="tenancy.E016",
+                )
+            )
+        if alias != shared.database():
+            continue  # off the shared database, tenant tables have no foreign keys to it
+        for table in missing_reference_tables(alias):
+            errors.append(
+                Error(
+                    f"The shared table {table!r} is referenced by tenant tables, and is not "
+                    f"a reference table on the Citus database {alias!r}: creating a "
+                    "tenant fails with 'referenced table must be a distributed table or "
+                    "a reference table'.",
+                    hint=f"Run `manage.py tenancy_reference_tables --database {alias}`, "
+                    f"or in psql: {citus.reference_table_sql(table)}",
+                    id="tenancy.E015",
+                )
+            )
+    return errors
 
 
 def _installed_tenant_model(app_configs: Sequence[AppConfig] | None) -> Any:
