@@ -12,15 +12,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections
 from django.db.models import Count, QuerySet
 
 from tenancy._migrating.plan import plan
-from tenancy._primitives import shared
+from tenancy._primitives import citus, shared
 from tenancy.models import AbstractTenant, TenantState, Tombstone
 
 #: Longest last error shown in the table; --json carries it whole.
 ERROR_WIDTH = 60
 COLUMNS = ("key", "schema", "database", "state", "migrations", "last error")
+#: Added after "database" when a tenant database is a Citus coordinator.
+CITUS_COLUMNS = ("node", "size")
 
 
 def applied_migrations(tenant: AbstractTenant) -> str | None:
@@ -60,6 +63,7 @@ class Command(BaseCommand):
         totals = _totals(tenants)
         drops = Tombstone.objects.using(alias).filter(done_at__isnull=True).count()
         rows = [_row(tenant) for tenant in (tenants.filter(state=state) if state else tenants)]
+        on_citus = _add_placements(rows)
         databases = dict(
             tenants.order_by("database").values_list("database").annotate(n=Count("pk"))
         )
@@ -72,7 +76,7 @@ class Command(BaseCommand):
             }
             self.stdout.write(json.dumps(document, cls=DjangoJSONEncoder, indent=2))
             return
-        self.stdout.write(_table(rows))
+        self.stdout.write(_table(rows, on_citus))
         if len(databases) > 1:
             per = ", ".join(f"{alias}: {count}" for alias, count in databases.items())
             self.stdout.write(f"tenants per database: {per}")
@@ -104,10 +108,31 @@ def _row(tenant: AbstractTenant) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _add_placements(rows: list[dict[str, Any]]) -> bool:
+    """Add where Citus keeps each tenant's schema (``placement``: node and size in
+    bytes, None before its tables exist) to the rows of tenants on a Citus database;
+    return whether any database is one."""
+    on_citus = False
+    for alias in sorted({row["database"] for row in rows}):
+        if alias not in connections or not citus.is_citus(alias):
+            continue
+        on_citus = True
+        mine = [row for row in rows if row["database"] == alias]
+        found = citus.placements([row["schema"] for row in mine if row["schema"]], alias)
+        for row in mine:
+            where = found.get(row["schema"])
+            row["placement"] = (
+                {"node": f"{where.node}:{where.port}", "size": where.size} if where else None
+            )
+    return on_citus
+
+
+def _table(rows: list[dict[str, Any]], on_citus: bool = False) -> str:
     """Lay the rows out in aligned columns under a header."""
-    cells = [[name.upper() for name in COLUMNS]] + [
-        [
+    columns = COLUMNS[:3] + CITUS_COLUMNS + COLUMNS[3:] if on_citus else COLUMNS
+    cells = [[name.upper() for name in columns]]
+    for row in rows:
+        line = [
             ", ".join(str(part) for part in row["natural_key"]),
             row["schema"] or "-",
             row["database"],
@@ -115,13 +140,25 @@ def _table(rows: list[dict[str, Any]]) -> str:
             row["migrations"] or "-",
             _shorten(row["last_error"]),
         ]
-        for row in rows
-    ]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+        if on_citus:
+            where = row.get("placement")
+            line[3:3] = [where["node"], _size(where["size"])] if where else ["-", "-"]
+        cells.append(line)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in cells
     )
+
+
+def _size(size: int) -> str:
+    """Return a size in bytes as PostgreSQL's pg_size_pretty() does (bytes, kB, MB, GB, TB)."""
+    units = ("bytes", "kB", "MB", "GB", "TB")
+    step = 0
+    while size >= 10240 and step < len(units) - 1:
+        size = (size + 512) // 1024
+        step += 1
+    return f"{size} {units[step]}"
 
 
 def _shorten(error: str) -> str:
