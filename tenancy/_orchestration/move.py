@@ -38,7 +38,16 @@ from tenancy._migrating.plan import plan
 from tenancy._migrating.recorder import RECORD_TABLE
 from tenancy._orchestration import building, tombstones
 from tenancy._orchestration.transitions import describe
-from tenancy._primitives import conf, locks, ownership, placement, provisioning, shared, storage
+from tenancy._primitives import (
+    citus,
+    conf,
+    locks,
+    ownership,
+    placement,
+    provisioning,
+    shared,
+    storage,
+)
 from tenancy._primitives.records import TenantOperation, Tombstone
 from tenancy._primitives.states import READY, lock_key
 from tenancy.exceptions import ForeignObject, MoveError
@@ -126,6 +135,14 @@ def _check(tenant: Any, source: str, target: str) -> None:
     for alias in (source, target):
         if not storage.uses_schemas_alias(alias):
             raise MoveError(f"Moving tenants needs PostgreSQL on both sides; {alias!r} is not.")
+        if citus.is_citus(alias):
+            raise MoveError(
+                f"{alias!r} is a Citus database: a move between databases freezes the "
+                "schema with triggers, which Citus refuses on distributed tables. Within "
+                "the cluster, move the tenant to another node instead (`manage.py "
+                "tenancy_move KEY --node HOST:PORT`, online); to another cluster, copy the "
+                "schema with pg_dump --schema."
+            )
     if tenant.state != READY:
         raise MoveError(f"Tenant {tenant} is {tenant.state}; only ready tenants move.")
     if tenant.migrations_digest != plan().digest:

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tenancy._orchestration.move import move_tenant
+from tenancy._orchestration.node_move import move_to_node
 from tenancy.exceptions import TenancyError
 from tenancy.management.tenant_keys import find_tenant
 
@@ -26,11 +27,35 @@ class Command(BaseCommand):
             "two different tenants (one's schema, another's name): then use --pk",
         )
         parser.add_argument("--pk", action="store_true", help="KEY is the tenant's primary key")
-        parser.add_argument("alias", help="the database alias to move it to")
+        parser.add_argument(
+            "alias", nargs="?", help="the database alias to move it to (not with --node)"
+        )
+        parser.add_argument(
+            "--node",
+            metavar="HOST:PORT",
+            help="Citus: move the tenant to this worker node of its cluster, online "
+            "(citus_schema_move); its database alias stays the same",
+        )
+        parser.add_argument(
+            "--block-writes",
+            action="store_true",
+            help="with --node: refuse the tenant's writes while it copies instead of moving "
+            "online (needed where a node has synchronous_commit = off)",
+        )
         parser.add_argument("--json", action="store_true", help="Print a JSON report.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if (options["alias"] is None) == (options["node"] is None):
+            raise CommandError("Name either a database ALIAS or a Citus node with --node.")
         tenant = find_tenant(options["key"], by_pk=options["pk"])
+        if options["node"] is not None:
+            self._move_to_node(
+                tenant,
+                options["node"],
+                block_writes=options["block_writes"],
+                as_json=options["json"],
+            )
+            return
         try:
             report = move_tenant(tenant, options["alias"])
         except TenancyError as exc:
@@ -42,4 +67,18 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Moved {report.schema} from {report.source} to {report.target}: "
             f"{rows} row(s) in {len(report.rows)} table(s), verified, in {report.seconds:.1f} s."
+        )
+
+    def _move_to_node(self, tenant: Any, node: str, *, block_writes: bool, as_json: bool) -> None:
+        try:
+            report = move_to_node(tenant, node, block_writes=block_writes)
+        except TenancyError as exc:
+            raise CommandError(str(exc)) from exc
+        if as_json:
+            self.stdout.write(json.dumps(report.__dict__))
+            return
+        self.stdout.write(
+            f"Moved {report.schema} from node {report.source} to {report.target} "
+            f"({report.size} bytes), {'online' if report.online else 'writes blocked'}, "
+            f"in {report.seconds:.1f} s."
         )
