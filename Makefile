@@ -8,6 +8,9 @@
 #   make lint   ruff check, ruff format --check and mypy (the pinned .[lint] extra)
 #   make test-psycopg3  the PostgreSQL leg on psycopg 3 in ./.venv-psycopg3, where psycopg2
 #                       is not installed (the target fails if it is importable there)
+#   make test-citus     the PostgreSQL leg against the Citus coordinator TENANCY_TEST_CITUS=host:port
+#                       (databases prepared there and on its workers first); skipped with a message
+#                       when TENANCY_TEST_CITUS is not set
 #   make test-django6   the same two legs on Django 6.x in ./.venv-django6 (Python >= 3.12,
 #                       found through pyenv or the PATH; skipped with a message if there is none)
 
@@ -23,7 +26,7 @@ LINT_STAMP := $(VENV)/.installed-lint
 # Subprocesses the tests start (celery, django-admin) resolve to the venv.
 RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 
-.PHONY: install demo test test-django6 test-psycopg3 install-psycopg3 lint clean
+.PHONY: install demo test test-citus test-django6 test-psycopg3 install-psycopg3 lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -142,6 +145,33 @@ test-psycopg3: $(PSYCOPG3_STAMP)
 	$(PSYCOPG3_RUN) TENANCY_TEST_DRIVER=psycopg $(PSYCOPG3_PY) -m pytest $(PSYCOPG3_PYTEST_ARGS) \
 	    || { echo "==> psycopg 3 leg FAILED (pytest exit code $$?; 5 = no tests collected)" >&2; exit 1; }; \
 	echo "==> psycopg 3 leg passed ($$versions)"
+
+# The Citus leg: the PostgreSQL leg of `make test` against an existing Citus cluster
+# (coordinator plus workers, schema-based sharding) whose coordinator is
+# TENANCY_TEST_CITUS=host:port. tests/citus_cluster.py first (re)creates the test
+# databases on the coordinator and on every worker it reports, with the extension,
+# the nodes registered, the shared tables migrated and made reference tables; the
+# suite then reuses them (--reuse-db). Tested with Citus 13.2 on PostgreSQL 15.
+CITUS_TEST_NAME  ?= test_tenancy_citus
+CITUS_OTHER_NAME ?= test_tenancy_citus_other
+# Extra pytest arguments of the Citus leg, e.g. CITUS_PYTEST_ARGS='-x tests/test_citus.py'.
+CITUS_PYTEST_ARGS ?=
+
+test-citus: $(TEST_STAMP)
+	@if [ -z "$$TENANCY_TEST_CITUS" ]; then \
+	    echo '==> Citus leg SKIPPED: TENANCY_TEST_CITUS is not set; set it to host:port of a Citus'; \
+	    echo '    coordinator (schema-based sharding, workers registered in its postgres database),'; \
+	    echo '    e.g. docker compose -f docker-compose.citus.yml up -d, then TENANCY_TEST_CITUS=127.0.0.1:5500'; \
+	    exit 0; \
+	fi; \
+	host="$${TENANCY_TEST_CITUS%:*}"; port="$${TENANCY_TEST_CITUS##*:}"; \
+	export PGHOST="$$host" PGPORT="$$port" TENANCY_PG_TEST_NAME="$(CITUS_TEST_NAME)" \
+	    TENANCY_PG_OTHER_TEST_NAME="$(CITUS_OTHER_NAME)"; \
+	$(RUN) $(PY) -m tests.citus_cluster || { echo '==> Citus leg FAILED: could not prepare the cluster' >&2; exit 1; }; \
+	echo "==> Citus leg ($$TENANCY_TEST_CITUS): python -m pytest --reuse-db"; \
+	$(RUN) $(PY) -m pytest --reuse-db $(CITUS_PYTEST_ARGS) \
+	    || { echo "==> Citus leg FAILED (pytest exit code $$?; 5 = no tests collected)" >&2; exit 1; }; \
+	echo "==> Citus leg passed ($$TENANCY_TEST_CITUS)"
 
 lint: $(LINT_STAMP)
 	$(RUN) $(PY) -m ruff check tenancy tests worker

@@ -5,10 +5,20 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
+import pytest
 from django.db import DatabaseError, connections, transaction
 
 from tenancy._orchestration import building
 from tenancy._primitives import ownership, provisioning, storage
+from tests import citus_cluster
+
+#: Tests of moves between two databases: refused on Citus by design.
+not_on_citus_moves = pytest.mark.skipif(
+    citus_cluster.active(),
+    reason="Citus: tenancy_move between databases is refused (its freeze uses triggers, "
+    "which Citus refuses on distributed tables); tests/test_citus.py tests the refusal "
+    "and the online moves between nodes",
+)
 
 
 def owner_of(tenant: Any) -> str:

@@ -176,3 +176,47 @@ def test_app_environment_points_at_the_compose_services(services, name, monkeypa
 def test_worker_runs_the_celery_worker_of_the_example_project(services):
     command = command_of(services["worker"])
     assert "celery -A worker worker" in " ".join(command.split()), command
+
+
+# -- docker-compose.citus.yml: the Citus cluster of docs/scaling.md and `make test-citus` --
+
+CITUS_COMPOSE = ROOT / "docker-compose.citus.yml"
+CITUS_NODES = ("coordinator", "worker1", "worker2")
+
+
+@pytest.fixture(scope="module")
+def citus_services() -> dict:
+    compose = yaml.safe_load(CITUS_COMPOSE.read_text())
+    return compose["services"]
+
+
+def test_the_citus_cluster_is_a_coordinator_and_two_workers_of_one_citus_image(citus_services):
+    images = {citus_services[name]["image"] for name in (*CITUS_NODES, "nodes")}
+    assert len(images) == 1 and next(iter(images)).startswith("citusdata/citus:13.2")
+    for name in CITUS_NODES:
+        command = command_of(citus_services[name])
+        # Every schema a distributed schema; online moves (logical replication) that
+        # keep the writes of their switch-over (see tenancy._primitives.citus).
+        assert "citus.enable_schema_based_sharding=on" in command
+        assert "wal_level=logical" in command
+        assert "synchronous_commit=off" not in command
+        assert citus_services[name]["healthcheck"]["test"]
+
+
+def test_the_coordinator_is_published_where_make_test_citus_says(citus_services):
+    (port,) = citus_services["coordinator"]["ports"]
+    assert port == "127.0.0.1:${COORDINATOR_PORT:-5500}:5432"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "TENANCY_TEST_CITUS=127.0.0.1:5500" in makefile
+    assert all("ports" not in citus_services[name] for name in ("worker1", "worker2"))
+
+
+def test_the_workers_are_registered_once_every_node_is_healthy(citus_services):
+    nodes = citus_services["nodes"]
+    assert nodes["depends_on"] == {name: {"condition": "service_healthy"} for name in CITUS_NODES}
+    entrypoint = shlex.join(nodes["entrypoint"])
+    assert "-h coordinator" in entrypoint and "-d postgres" in entrypoint
+    command = " ".join(nodes["command"])
+    assert "citus_set_coordinator_host('coordinator', 5432)" in command
+    for worker in ("worker1", "worker2"):
+        assert f"citus_add_node('{worker}', 5432)" in command

@@ -22,6 +22,7 @@ from django.db import DatabaseError, connections, transaction
 from benchmarks.services import pg_connect, wait_for
 from tenancy._primitives import locks, ownership, states, storage
 from tenancy.models import TenantOperation, TenantState, Tombstone
+from tests.support import not_on_citus_moves
 from tests.testapp.models import Customer, Project
 from tests.workers import ROOT, Worker
 
@@ -87,6 +88,7 @@ def _writable(tenant: Customer) -> bool:
     return True
 
 
+@not_on_citus_moves
 def test_a_move_killed_after_freezing_the_tenant_is_rolled_back_and_can_run_again(
     two_databases,
 ):
@@ -120,6 +122,7 @@ def test_a_move_killed_after_freezing_the_tenant_is_rolled_back_and_can_run_agai
     assert list(Project.for_tenant(tenant).objects.values_list("name", flat=True)) == ["kept"]
 
 
+@not_on_citus_moves
 def test_a_move_whose_database_connection_drops_leaves_the_tenant_writable(two_databases):
     """The mover's connection to the source database is terminated mid-move: the move
     fails, is rolled back in place, and nothing stays frozen."""
@@ -145,6 +148,7 @@ def test_a_move_whose_database_connection_drops_leaves_the_tenant_writable(two_d
     assert not TenantOperation.objects.filter(finished_at__isnull=True).exists()
 
 
+@not_on_citus_moves
 def test_a_move_killed_after_its_switch_is_finished_by_the_reconciler(two_databases):
     tenant = Customer.objects.create(name="switched", database="default")
     Project.for_tenant(tenant).objects.create(name="kept")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.services import pg_connect
+from tests import citus_cluster
 from tests.settings import BACKEND
 from tests.workers import ROOT, Worker
 
@@ -160,20 +161,27 @@ class Shop:
 
 @pytest.fixture
 def shop_postgresql(broker, django_db_setup) -> Iterator[Shop]:
+    """The shop's own database; on the Citus leg a Citus database on every node."""
     admin = pg_connect("postgres")
     admin.autocommit = True
     with tempfile.TemporaryDirectory() as workdir:
         shop = Shop("postgresql", Path(workdir), broker.url)
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{shop.db_name}"')
-            cursor.execute(f'CREATE DATABASE "{shop.db_name}"')
+        if citus_cluster.active():
+            citus_cluster.prepare_database(shop.db_name)
+        else:
+            with admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{shop.db_name}"')
+                cursor.execute(f'CREATE DATABASE "{shop.db_name}"')
         try:
             yield shop
         finally:
             if shop.worker is not None:
                 shop.worker.stop()
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{shop.db_name}" WITH (FORCE)')
+            if citus_cluster.active():
+                citus_cluster.drop_database(shop.db_name)
+            else:
+                with admin.cursor() as cursor:
+                    cursor.execute(f'DROP DATABASE IF EXISTS "{shop.db_name}" WITH (FORCE)')
             admin.close()
 
 
@@ -194,6 +202,15 @@ def _migration_flow(shop: Shop) -> None:
         shop.run("createtenant", f"name={name}", "--wait", "60")
     for schema in ("tenant_alpha", "tenant_beta", "tenant_gamma"):
         shop.query(f"INSERT INTO {shop.table(schema, 'shop_note')} (title) VALUES ('first')")
+    if shop.backend == "postgresql" and citus_cluster.active():
+        # Each tenant is a distributed schema, its tables single-shard tables on a node.
+        kinds = shop.query(
+            "SELECT DISTINCT citus_table_type FROM citus_tables "
+            "WHERE table_name::text LIKE 'tenant%%'"
+        )
+        assert kinds == [("schema",)]
+        distributed = shop.query("SELECT schema_name::text FROM citus_schemas ORDER BY 1")
+        assert distributed == [("tenant_alpha",), ("tenant_beta",), ("tenant_gamma",)]
     # gamma's data will violate stage 3's unique constraint.
     shop.query(f"INSERT INTO {shop.table('tenant_gamma', 'shop_note')} (title) VALUES ('first')")
     assert "shop_note" not in shop.shared_tables()

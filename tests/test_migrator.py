@@ -8,6 +8,7 @@ from tenancy._migrating import executor, recorder
 from tenancy._migrating.plan import plan as migration_plan
 from tenancy._primitives import ownership, provisioning, storage
 from tenancy.exceptions import TenantMigrationError
+from tests import citus_cluster
 from tests.support import drop_storage, owner_of
 from tests.testapp.models import Customer, Project
 
@@ -57,16 +58,22 @@ def test_sql_recorded_on_one_tenant_is_replayed_on_the_next(make_tenant):
 @pytest.mark.postgresql
 def test_a_schema_built_from_recorded_sql_sends_its_tables_in_one_round_trip(make_tenant):
     """The first schema a process builds records the DDL; every later one replays it
-    as one batch (one query message), not one round trip per statement."""
+    as one batch (one query message), not one round trip per statement. On Citus,
+    which refuses several statements in one query, it replays them one per query."""
     migration_plan().compiled_builds.clear()
     make_tenant("recorder")  # records the DDL statement by statement
     recorded = migration_plan().compiled_builds["default"]
-    assert len(recorded) == 1 and recorded[0][0].count("CREATE TABLE") >= 5
+    if citus_cluster.active():
+        assert len(recorded) > 5 and all(sql.count("CREATE TABLE") <= 1 for sql, _ in recorded)
+        tables = sum(sql.startswith("CREATE TABLE") for sql, _ in recorded)
+    else:
+        assert len(recorded) == 1 and recorded[0][0].count("CREATE TABLE") >= 5
+        tables = 1  # the batch
     with CaptureQueriesContext(connection) as queries:
         replayed = make_tenant("replayed")
     creates = [q["sql"] for q in queries.captured_queries if "CREATE TABLE" in q["sql"]]
-    # the batch, and the tenant's record of applied migrations
-    assert len(creates) == 2, creates
+    # the batch (on Citus each table's statement), and the record of applied migrations
+    assert len(creates) == tables + 1, creates
 
     def tables(schema: str) -> set[str]:
         return {name.split(".")[-1] for name in storage.existing_tenant_tables(schema, "default")}

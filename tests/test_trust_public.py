@@ -35,6 +35,7 @@ from django.utils import timezone
 from tenancy import tasks
 from tenancy.exceptions import TenancyError, TenantNotReady
 from tenancy.models import Tombstone
+from tests.support import not_on_citus_moves
 from tests.testapp.models import Customer, Project
 
 READY, FAILED, PENDING = "ready", "failed", "pending"
@@ -545,6 +546,7 @@ def two_databases(settings):
     settings.TENANCY_DATABASES = ["default", "other"]
 
 
+@not_on_citus_moves
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_move_carries_sequences_over_so_ids_of_deleted_rows_are_never_reused(two_databases):
