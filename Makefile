@@ -151,7 +151,7 @@ test-psycopg3: $(PSYCOPG3_STAMP)
 # TENANCY_TEST_CITUS=host:port. tests/citus_cluster.py first (re)creates the test
 # databases on the coordinator and on every worker it reports, with the extension,
 # the nodes registered, the shared tables migrated and made reference tables; the
-# suite then reuses them (--reuse-db). Tested with Citus 13.2 on PostgreSQL 15.
+# suite then reuses them (--reuse-db). Tested with Citus 13.2.2 on PostgreSQL 15.20.
 CITUS_TEST_NAME  ?= test_tenancy_citus
 CITUS_OTHER_NAME ?= test_tenancy_citus_other
 # Extra pytest arguments of the Citus leg, e.g. CITUS_PYTEST_ARGS='-x tests/test_citus.py'.

@@ -19,7 +19,7 @@ from django.core.checks import Error
 from django.core.management import call_command
 from django.db import close_old_connections, connection, connections
 
-from benchmarks.services import wait_for
+from benchmarks.services import pg_connect, wait_for
 from tenancy import clear_cache
 from tenancy._classes.shared_references import missing_reference_tables, referenced_shared_models
 from tenancy._migrating import replay
@@ -144,6 +144,9 @@ def test_an_online_move_between_nodes_keeps_every_write_made_meanwhile(make_tena
             model = Project.for_tenant(Customer.objects.get(pk=tenant.pk))
             while not stop.is_set():
                 written.append(model.objects.create(name=f"row {len(written)}").pk)
+                # A steady load (a few hundred writes a second), not a flood: under a
+                # flood, logical replication never catches up and the move never ends.
+                time.sleep(0.002)
         except BaseException as exc:  # reported by the test
             errors.append(exc)
         finally:
@@ -376,6 +379,13 @@ def test_a_node_move_killed_mid_way_leaves_the_tenant_whole_and_movable_again(ma
         "PYTHONPATH": str(ROOT),
         "PGDATABASE": connection.settings_dict["NAME"],
     }
+    # An open transaction that wrote to the tenant: the move copies, then waits for it
+    # to switch over, so it is surely mid-way when it is killed.
+    blocker = pg_connect(connection.settings_dict["NAME"])
+    with blocker.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{tenant.db_schema}"."testapp_project" (name) VALUES (%s)', ["held"]
+        )
     node = f"{target[0]}:{target[1]}"
     mover = subprocess.Popen(
         [sys.executable, "-m", "django", "tenancy_move", tenant.name, "--node", node],
@@ -386,10 +396,13 @@ def test_a_node_move_killed_mid_way_leaves_the_tenant_whole_and_movable_again(ma
     )
     try:
         wait_for(lambda: _moves_running() or mover.poll() is not None, 60, "the move to start")
-        assert mover.poll() is None, "tenancy_move ended before citus_schema_move() was seen"
+        time.sleep(0.5)
+        assert mover.poll() is None, "tenancy_move ended before it was killed"
     finally:
         mover.send_signal(signal.SIGKILL)
         mover.wait(30)
+        blocker.rollback()
+        blocker.close()
     wait_for(lambda: not _moves_running(), 120, "the killed move's backend to end")
     with connection.cursor() as cursor:
         cursor.execute("CALL citus_cleanup_orphaned_resources()")

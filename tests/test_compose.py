@@ -200,6 +200,7 @@ def test_the_citus_cluster_is_a_coordinator_and_two_workers_of_one_citus_image(c
         assert "citus.enable_schema_based_sharding=on" in command
         assert "wal_level=logical" in command
         assert "synchronous_commit=off" not in command
+        assert "max_worker_processes=32" in command  # daemons and replication workers
         assert citus_services[name]["healthcheck"]["test"]
 
 

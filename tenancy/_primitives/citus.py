@@ -153,10 +153,6 @@ def table_kinds(tables: list[str], using: str) -> dict[str, str]:
 
 def reference_table_sql(table: str) -> str:
     """Return the SQL that makes the shared table ``table`` a reference table."""
-    literal = "'" + storage_quoted(table).replace("'", "''") + "'"
+    identifier = '"' + table.replace('"', '""') + '"'
+    literal = "'" + identifier.replace("'", "''") + "'"
     return f"SELECT create_reference_table({literal});"
-
-
-def storage_quoted(table: str) -> str:
-    """Return ``table`` quoted as an identifier."""
-    return '"' + table.replace('"', '""') + '"'
