@@ -9,7 +9,7 @@ too) every shared model those reach through their foreign keys.
 
 from __future__ import annotations
 
-from django.db import connections, models
+from django.db import models
 
 from tenancy._classes.blueprints import blueprint_for
 from tenancy._classes.registry import TEMPLATES
@@ -53,7 +53,4 @@ def missing_reference_tables(using: str) -> list[str]:
     runs again after it.
     """
     tables = [model._meta.db_table for model in referenced_shared_models()]
-    with connections[using].cursor() as cursor:
-        existing = set(connections[using].introspection.table_names(cursor))
-    kinds = citus.table_kinds([t for t in tables if t in existing], using)
-    return [t for t in tables if t in existing and kinds.get(t) != "reference"]
+    return citus.non_reference_tables(tables, using)

@@ -55,19 +55,6 @@ def is_citus(using: str) -> bool:
     return found
 
 
-def forget() -> None:
-    """Forget what was detected (a test that installs or drops the extension)."""
-    _detected.clear()
-
-
-def version(using: str) -> str:
-    """Return the Citus version of ``using`` (``"13.2-1"``), or "" if it is not Citus."""
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'citus'")
-        row = cursor.fetchone()
-    return str(row[0]) if row else ""
-
-
 def distributed_schemas(using: str) -> set[str]:
     """Return the names of the distributed schemas of ``using``."""
     with connections[using].cursor() as cursor:
@@ -136,19 +123,22 @@ def asynchronous_commit_nodes(using: str) -> list[str]:
         return [f"{host}:{port}" for host, port, result in cursor.fetchall() if result == "off"]
 
 
-def table_kinds(tables: list[str], using: str) -> dict[str, str]:
-    """Return Citus's kind of each of ``tables`` of the public schemas ("reference",
-    "schema", "distributed", "local"...); a table Citus does not know is left out."""
+def non_reference_tables(tables: list[str], using: str) -> list[str]:
+    """Return those of ``tables`` (names on the search path) that exist on ``using``
+    and are not reference tables, in the order given: one query for them all."""
     if not tables:
-        return {}
+        return []
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname::text, p.citus_table_type FROM citus_tables p "
-            "JOIN pg_class c ON c.oid = p.table_name "
-            "WHERE c.relname::text = ANY(%s) AND pg_table_is_visible(c.oid)",
+            "SELECT c.relname::text FROM pg_class c "
+            "LEFT JOIN citus_tables p ON p.table_name = c.oid "
+            "WHERE c.relname::text = ANY(%s) AND c.relkind IN ('r', 'p') "
+            "AND pg_table_is_visible(c.oid) "
+            "AND p.citus_table_type IS DISTINCT FROM 'reference'",
             [list(tables)],
         )
-        return {name: kind for name, kind in cursor.fetchall()}
+        found = {row[0] for row in cursor.fetchall()}
+    return [table for table in tables if table in found]
 
 
 def reference_table_sql(table: str) -> str:
