@@ -27,6 +27,8 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,18 +79,9 @@ class MoveReport:
 
 def move_tenant(tenant: Any, target: str) -> MoveReport:
     """Move ``tenant``'s schema to the database ``target``; see the module docstring."""
-    if not tenant.incarnation:
-        raise MoveError(
-            f"Tenant {tenant} has no incarnation (built by an earlier version of "
-            "django-tenancy): run `manage.py tenancy_reconcile --adopt-legacy`, then move it."
-        )
     alias = shared.database()
     started = time.monotonic()
-    with locks.hold(lock_key(tenant.incarnation), alias, wait=conf.lock_wait()) as held:
-        if held is None:
-            raise MoveError(
-                f"Tenant {tenant} is busy (being provisioned, migrated or moved); retry."
-            )
+    with holding(tenant) as held:
         recovered = _recover_interrupted(tenant)
         tenant.refresh_from_db()
         source, schema = tenant.database, tenant.db_schema
@@ -143,14 +136,37 @@ def _check(tenant: Any, source: str, target: str) -> None:
                 "tenancy_move KEY --node HOST:PORT`, online); to another cluster, copy the "
                 "schema with pg_dump --schema."
             )
+    check_movable(tenant, source, current_migrations=True)
+
+
+@contextmanager
+def holding(tenant: Any) -> Iterator[locks.Held]:
+    """Hold ``tenant``'s lock for a move (no provisioning, migration or other move of
+    it meanwhile); refuse a tenant without an incarnation, or one that is busy."""
+    if not tenant.incarnation:
+        raise MoveError(
+            f"Tenant {tenant} has no incarnation (built by an earlier version of "
+            "django-tenancy): run `manage.py tenancy_reconcile --adopt-legacy`, then move it."
+        )
+    with locks.hold(lock_key(tenant.incarnation), shared.database(), wait=conf.lock_wait()) as held:
+        if held is None:
+            raise MoveError(
+                f"Tenant {tenant} is busy (being provisioned, migrated or moved); retry."
+            )
+        yield held
+
+
+def check_movable(tenant: Any, alias: str, *, current_migrations: bool) -> None:
+    """Refuse to move a tenant that is not ready (or, with ``current_migrations``, not at
+    the current migrations), or whose schema on ``alias`` does not carry its mark."""
     if tenant.state != READY:
         raise MoveError(f"Tenant {tenant} is {tenant.state}; only ready tenants move.")
-    if tenant.migrations_digest != plan().digest:
+    if current_migrations and tenant.migrations_digest != plan().digest:
         raise MoveError(f"Tenant {tenant} is not at the current migrations; run tenancy_migrate.")
     owner = ownership.tenant_owner(tenant.incarnation)
-    if not ownership.owns_schema(tenant.db_schema, source, owner):
+    if not ownership.owns_schema(tenant.db_schema, alias, owner):
         raise MoveError(
-            f"Schema {tenant.db_schema} on {source!r} does not carry tenant {tenant}'s ownership "
+            f"Schema {tenant.db_schema} on {alias!r} does not carry tenant {tenant}'s ownership "
             "mark; it is not moved. See `manage.py tenancy_reconcile --check`."
         )
 
