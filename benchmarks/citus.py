@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 from benchmarks.services import Database
+from benchmarks.stats import percentile
 
 SIDES = ("postgresql", "postgresql-per-statement", "citus")
 
@@ -131,11 +132,11 @@ def measure(side: str, tenants: int, burst: int) -> dict[str, Any]:
     return {
         "first_ms": first,
         "median_ms": statistics.median(sequential),
-        "p95_ms": _p95(sequential),
+        "p95_ms": percentile(sequential, 0.95),
         "burst_per_s": built / burst_seconds,
         "burst_built": built,
         "pool_median_ms": statistics.median(claims) if claims else None,
-        "pool_p95_ms": _p95(claims) if claims else None,
+        "pool_p95_ms": percentile(claims, 0.95) if claims else None,
     }
 
 
@@ -150,11 +151,6 @@ class _ProvisionTimes(logging.Handler):
         message = record.getMessage()
         if "provisioned in " in message:
             self.ms.append(float(message.rsplit("provisioned in ", 1)[1].split()[0]))
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:

@@ -92,11 +92,12 @@ def on_workers(conn: Any, nodes: list[tuple[str, int]], command: str) -> None:
         raise SystemExit(f"{command!r} failed on " + "; ".join(failed))
 
 
-def prepare_database(name: str) -> None:
+def prepare_database(name: str, nodes: list[tuple[str, int]] | None = None) -> None:
     """(Re)create the database ``name`` on every node of the cluster as a Citus database
-    with schema-based sharding, the coordinator and the workers registered in it."""
+    with schema-based sharding, the coordinator and the workers (``nodes``, else the
+    coordinator's active workers) registered in it."""
     host, port = coordinator()
-    nodes = workers(host, port)
+    nodes = workers(host, port) if nodes is None else nodes
     settings = [
         f'ALTER DATABASE "{name}" SET citus.enable_schema_based_sharding TO on',
         # Online moves need synchronous commits on the nodes (the library refuses them
@@ -156,7 +157,7 @@ def main() -> None:
         os.environ.get("TENANCY_PG_OTHER_TEST_NAME", OTHER_NAME),
     ]
     for name in names:
-        prepare_database(name)
+        prepare_database(name, nodes)
     env = {
         **os.environ,
         "PGHOST": host,
