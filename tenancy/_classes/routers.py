@@ -92,32 +92,22 @@ def install(router: Any) -> None:
     Django replaces its router list when ``DATABASE_ROUTERS`` changes (its own
     ``setting_changed`` receiver assigns a new list, after any receiver of
     ours has run), which would send tenant classes to the default database
-    for the rest of a test run. So the router's class gets a ``routers``
-    property whose setter puts the tenant router first in any list assigned.
+    for the rest of a test run. So the router's class gets a ``__setattr__``
+    that puts the tenant router first in any list assigned; reading the list,
+    on every query, stays a plain attribute lookup.
     """
     cls = type(router)
     if not issubclass(cls, _KeepsTenantRouter):
         router.__class__ = type(cls.__name__, (_KeepsTenantRouter, cls), {})
-    router.routers = list(router.routers)
-
-
-def _with_tenant_router(routers: list[Any]) -> list[Any]:
-    if not any(isinstance(r, TenantRouter) for r in routers):
-        routers.insert(0, TenantRouter())
-    return routers
+    router.routers = router.routers
 
 
 class _KeepsTenantRouter:
     """Mixed into the class of Django's ``router``: a :class:`TenantRouter` stays first."""
 
-    @property
-    def routers(self) -> list[Any]:
-        chain = self.__dict__.get("_tenancy_routers")
-        if chain is None:
-            chain = _with_tenant_router(list(super().routers))  # type: ignore[misc]
-            self.__dict__["_tenancy_routers"] = chain
-        return chain
-
-    @routers.setter
-    def routers(self, value: list[Any]) -> None:
-        self.__dict__["_tenancy_routers"] = _with_tenant_router(list(value))
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "routers":
+            value = list(value)
+            if not any(isinstance(r, TenantRouter) for r in value):
+                value.insert(0, TenantRouter())
+        super().__setattr__(name, value)
